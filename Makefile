@@ -1,0 +1,59 @@
+# The README's two commands are `make run` and `make test`; everything else is for developers.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+RELEASE := build/release
+ASAN := build/asan
+PORT_LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test deps deps-test build build-asan unit unit-asan integration integration-asan format format-check clean
+
+run: deps build
+	$(RELEASE)/chatd --listen $(PORT_LISTEN) --data-dir ./data
+
+test: deps-test build build-asan unit unit-asan integration integration-asan
+	@echo "all test suites passed"
+
+deps:
+	scripts/install-deps.sh
+
+deps-test:
+	scripts/install-deps.sh --test
+
+$(RELEASE)/build.ninja:
+	cmake -S . -B $(RELEASE) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHATD_WERROR=$${CHATD_WERROR:-ON}
+
+$(ASAN)/build.ninja:
+	cmake -S . -B $(ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCHATD_SANITIZE=ON -DCHATD_WERROR=$${CHATD_WERROR:-ON}
+
+build: $(RELEASE)/build.ninja
+	cmake --build $(RELEASE) -j $(JOBS)
+
+build-asan: $(ASAN)/build.ninja
+	cmake --build $(ASAN) -j $(JOBS)
+
+unit: build
+	ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
+
+unit-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN) --output-on-failure -j $(JOBS) -E clang_format_check
+
+server/tests/integration/node_modules: server/tests/integration/package-lock.json
+	cd server/tests/integration && npm ci --no-audit --no-fund
+	touch $@
+
+integration: build server/tests/integration/node_modules
+	cd server/tests/integration && CHATD_BIN=$(CURDIR)/$(RELEASE)/chatd npm test
+
+integration-asan: build-asan server/tests/integration/node_modules
+	cd server/tests/integration && CHATD_SANITIZED=1 CHATD_BIN=$(CURDIR)/$(ASAN)/chatd \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 npm test
+
+format:
+	clang-format -i $$(git ls-files 'server/*.cpp' 'server/*.hpp' 'bench/*.cpp' 'bench/*.hpp')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files 'server/*.cpp' 'server/*.hpp' 'bench/*.cpp' 'bench/*.hpp')
+
+clean:
+	rm -rf build

@@ -1,0 +1,29 @@
+#pragma once
+
+#include "api/http_types.hpp"
+#include "net/asio.hpp"
+
+namespace chat::obs {
+class Metrics;
+}
+namespace chat::service {
+class ChatService;
+}
+
+namespace chat::api {
+
+// The REST API (docs/openapi.yaml). Every handler authenticates, validates, and calls the
+// ChatService; every failure becomes the one error shape {"error":{"code","message"}} with the
+// status of its code.
+class Router {
+ public:
+  Router(service::ChatService& service, obs::Metrics& metrics);
+
+  net::awaitable<Response> handle(Request request);
+
+ private:
+  service::ChatService& service_;
+  obs::Metrics& metrics_;
+};
+
+}  // namespace chat::api

@@ -1,0 +1,168 @@
+#include "app/config.hpp"
+
+#include <charconv>
+#include <functional>
+#include <map>
+#include <string_view>
+
+namespace chat::app {
+
+namespace {
+
+struct Option {
+  const char* flag;
+  const char* env;
+  const char* help;
+  std::function<bool(Config&, std::string_view)> apply;
+};
+
+template <class T>
+bool parse_number(std::string_view text, T& out, T min, T max) {
+  T value{};
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max) return false;
+  out = value;
+  return true;
+}
+
+bool parse_double(std::string_view text, double& out) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(std::string(text), &used);
+    if (used != text.size() || v <= 0) return false;
+    out = v;
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+bool parse_ms(std::string_view text, std::chrono::milliseconds& out) {
+  long long v = 0;
+  if (!parse_number<long long>(text, v, 1, 24LL * 3600 * 1000)) return false;
+  out = std::chrono::milliseconds(v);
+  return true;
+}
+
+bool parse_s(std::string_view text, std::chrono::seconds& out) {
+  long long v = 0;
+  if (!parse_number<long long>(text, v, 1, 365LL * 24 * 3600)) return false;
+  out = std::chrono::seconds(v);
+  return true;
+}
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> all = {
+      {"--listen", "CHATD_LISTEN", "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 picks one)",
+       [](Config& c, std::string_view v) {
+         const auto colon = v.rfind(':');
+         if (colon == std::string_view::npos || colon == 0) return false;
+         std::string host(v.substr(0, colon));
+         if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+           host = host.substr(1, host.size() - 2);
+         c.listen_host = host;
+         return parse_number<unsigned short>(v.substr(colon + 1), c.listen_port, 0, 65535);
+       }},
+      {"--data-dir", "CHATD_DATA_DIR", "directory for the SQLite database (default ./data)",
+       [](Config& c, std::string_view v) {
+         c.data_dir = std::string(v);
+         return !v.empty();
+       }},
+      {"--threads", "CHATD_THREADS", "I/O threads (default: one per core)",
+       [](Config& c, std::string_view v) { return parse_number(v, c.threads, 1, 256); }},
+      {"--ws-idle-timeout-ms", "CHATD_WS_IDLE_TIMEOUT_MS",
+       "close a WebSocket silent this long (default 60000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.ws_idle_timeout); }},
+      {"--auth-timeout-ms", "CHATD_AUTH_TIMEOUT_MS",
+       "time a new WebSocket has to authenticate (default 10000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.auth_timeout); }},
+      {"--rate-auth-ip-per-min", "CHATD_RATE_AUTH_IP_PER_MIN",
+       "logins+registrations per IP per minute (default 30)",
+       [](Config& c, std::string_view v) { return parse_double(v, c.rate_auth_ip_per_min); }},
+      {"--rate-auth-account-per-min", "CHATD_RATE_AUTH_ACCOUNT_PER_MIN",
+       "logins per account per minute (default 10)",
+       [](Config& c, std::string_view v) { return parse_double(v, c.rate_auth_account_per_min); }},
+      {"--rate-send-per-sec", "CHATD_RATE_SEND_PER_SEC",
+       "messages per WebSocket per second, burst 2x (default 50)",
+       [](Config& c, std::string_view v) { return parse_double(v, c.rate_send_per_sec); }},
+      {"--access-ttl-s", "CHATD_ACCESS_TTL_S", "access token lifetime in seconds (default 3600)",
+       [](Config& c, std::string_view v) { return parse_s(v, c.access_ttl); }},
+      {"--refresh-ttl-s", "CHATD_REFRESH_TTL_S", "refresh token lifetime in seconds (default 2592000)",
+       [](Config& c, std::string_view v) { return parse_s(v, c.refresh_ttl); }},
+      {"--allowed-origins", "CHATD_ALLOWED_ORIGINS",
+       "comma-separated extra WebSocket origins (default: same host)",
+       [](Config& c, std::string_view v) {
+         c.allowed_origins.clear();
+         while (!v.empty()) {
+           const auto comma = v.find(',');
+           auto item = v.substr(0, comma);
+           if (!item.empty()) c.allowed_origins.emplace_back(item);
+           if (comma == std::string_view::npos) break;
+           v.remove_prefix(comma + 1);
+         }
+         return true;
+       }},
+      {"--log-level", "CHATD_LOG_LEVEL", "debug, info, warn or error (default info)",
+       [](Config& c, std::string_view v) {
+         c.log_level = std::string(v);
+         return v == "debug" || v == "info" || v == "warn" || v == "error";
+       }},
+  };
+  return all;
+}
+
+}  // namespace
+
+std::string usage() {
+  std::string out =
+      "usage: chatd [options]\n\nEach option can also be set by the environment variable shown.\n\n";
+  for (const auto& o : options()) {
+    out += "  ";
+    out += o.flag;
+    out += " VALUE  (";
+    out += o.env;
+    out += ")\n      ";
+    out += o.help;
+    out += "\n";
+  }
+  out += "  --help, --version\n";
+  return out;
+}
+
+ParseResult parse_config(int argc, const char* const* argv, const char* (*env)(const char*)) {
+  Config config;
+  for (const auto& o : options()) {
+    if (const char* v = env(o.env); v != nullptr && *v != '\0') {
+      if (!o.apply(config, v))
+        return {std::nullopt, 2, std::string("chatd: invalid value for ") + o.env + "\n"};
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") return {std::nullopt, 0, usage()};
+    if (arg == "--version") return {std::nullopt, 0, "chatd " CHATD_VERSION "\n"};
+    std::string_view value;
+    bool have_value = false;
+    if (const auto eq = arg.find('='); eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      have_value = true;
+    }
+    const Option* match = nullptr;
+    for (const auto& o : options()) {
+      if (arg == o.flag) match = &o;
+    }
+    if (match == nullptr)
+      return {std::nullopt, 2, "chatd: unknown option " + std::string(arg) + "\n\n" + usage()};
+    if (!have_value) {
+      if (i + 1 >= argc) return {std::nullopt, 2, "chatd: " + std::string(arg) + " needs a value\n"};
+      value = argv[++i];
+    }
+    if (!match->apply(config, value))
+      return {std::nullopt, 2,
+              "chatd: invalid value for " + std::string(arg) + ": " + std::string(value) + "\n"};
+  }
+  return {config, 0, {}};
+}
+
+}  // namespace chat::app

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace chat::app {
+
+// Everything an operator can set. Each flag has an environment variable (CHATD_ + the flag in
+// upper case); a flag wins over the variable, the variable over the default.
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  unsigned short listen_port = 8080;
+  std::string data_dir = "./data";
+  int threads = 0;  // 0: one per core
+  std::chrono::milliseconds ws_idle_timeout{60'000};
+  std::chrono::milliseconds auth_timeout{10'000};
+  double rate_auth_ip_per_min = 30;
+  double rate_auth_account_per_min = 10;
+  double rate_send_per_sec = 50;
+  std::chrono::seconds access_ttl{3600};
+  std::chrono::seconds refresh_ttl{30LL * 24 * 3600};
+  std::vector<std::string> allowed_origins;
+  std::string log_level = "info";
+  int hash_threads = 2;
+  int hash_queue_max = 64;
+};
+
+struct ParseResult {
+  std::optional<Config> config;  // nullopt: exit with `exit_code` after printing `output`
+  int exit_code = 0;
+  std::string output;
+};
+
+// `env` looks up an environment variable (injected for tests).
+ParseResult parse_config(int argc, const char* const* argv, const char* (*env)(const char*));
+
+std::string usage();
+
+}  // namespace chat::app

@@ -1,0 +1,174 @@
+// chatd: wiring and lifecycle. The only file that names concrete backends.
+
+#include "api/router.hpp"
+#include "app/config.hpp"
+#include "auth/password_hasher.hpp"
+#include "gateway/hub.hpp"
+#include "net/server.hpp"
+#include "obs/log.hpp"
+#include "obs/metrics.hpp"
+#include "service/chat_service.hpp"
+#include "store/errors.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "store/store_service.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <sodium.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <sys/resource.h>
+#include <thread>
+
+namespace {
+
+using namespace chat;
+
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+domain::TimeMs wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Each connection is a file; the default soft limit (1024) would cap us far below the hard one.
+void raise_open_files_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) obs::log_warn("could not raise the open-files limit");
+  }
+  obs::log_info("open-files limit: " + std::to_string(lim.rlim_cur));
+}
+
+int run(const app::Config& config) {
+  obs::LogLevel level{};
+  obs::parse_log_level(config.log_level, level);
+  obs::set_log_level(level);
+  raise_open_files_limit();
+
+  std::filesystem::create_directories(config.data_dir);
+  const auto db_path = (std::filesystem::path(config.data_dir) / "chatd.db").string();
+
+  obs::Metrics metrics;
+  const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+  const auto thread_count =
+      static_cast<std::size_t>(config.threads > 0 ? config.threads : static_cast<int>(cores));
+
+  store::StoreService store(
+      std::make_unique<store::sqlite::SqliteStore>(store::sqlite::SqliteStore::Options{db_path, 4}),
+      store::StoreService::Options{}, wall_ms, [&metrics](std::size_t jobs, double seconds) {
+        metrics.store_write_seconds.observe(seconds);
+        metrics.store_batch_size.observe(static_cast<double>(jobs));
+      });
+
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<net::io_context*> shards;
+  for (std::size_t i = 0; i < thread_count; ++i) {
+    contexts.push_back(std::make_unique<net::io_context>(1));
+    shards.push_back(contexts.back().get());
+  }
+  gateway::Hub hub(shards);
+  hub.on_delivered = [&metrics](std::size_t n) {
+    metrics.messages_out.fetch_add(n, std::memory_order_relaxed);
+  };
+
+  auth::PasswordHasher hasher(static_cast<std::size_t>(config.hash_threads),
+                              static_cast<std::size_t>(config.hash_queue_max));
+  service::ChatService::Options service_options;
+  service_options.access_ttl = config.access_ttl;
+  service_options.refresh_ttl = config.refresh_ttl;
+  service_options.auth_per_ip_per_min = config.rate_auth_ip_per_min;
+  service_options.auth_per_account_per_min = config.rate_auth_account_per_min;
+  service::ChatService service(store, hub, hasher, metrics, service_options, wall_ms);
+  api::Router router(service, metrics);
+
+  transport::ServerContext::Options net_options;
+  net_options.ws_idle_timeout = config.ws_idle_timeout;
+  net_options.auth_timeout = config.auth_timeout;
+  net_options.send_rate_per_s = config.rate_send_per_sec;
+  net_options.allowed_origins = config.allowed_origins;
+  transport::ServerContext server_ctx{net_options, router, service, hub, metrics};
+  transport::Server server(shards, server_ctx);
+
+  const auto endpoint =
+      server.listen(tcp::endpoint(net::ip::make_address(config.listen_host), config.listen_port));
+  server.start_accepting();
+
+  std::promise<int> stop_signal;
+  net::signal_set signals(*shards.front(), SIGINT, SIGTERM);
+  signals.async_wait([&stop_signal](const boost::system::error_code& ec, int signo) {
+    if (!ec) stop_signal.set_value(signo);
+  });
+
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+  for (auto* ctx : shards) {
+    guards.push_back(net::make_work_guard(*ctx));
+    threads.emplace_back([ctx] {
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          obs::log_error(std::string("uncaught on an I/O thread: ") + e.what());
+        }
+      }
+    });
+  }
+
+  std::printf("chatd listening on %s:%u\n", endpoint.address().to_string().c_str(), endpoint.port());
+  std::fflush(stdout);
+
+  const int signo = stop_signal.get_future().get();
+  obs::log_info("signal " + std::to_string(signo) + ": shutting down");
+
+  // 1. No new connections or requests; 2. every WebSocket closes with 1001; 3. requests in
+  // progress finish (their writes complete); 4. the writer drains its queue; 5. threads stop.
+  server_ctx.stopping = true;
+  server.stop_accepting();
+  hub.close_all();
+  const auto deadline = std::chrono::steady_clock::now() + kShutdownGrace;
+  while (std::chrono::steady_clock::now() < deadline &&
+         (server_ctx.websockets.load() > 0 || server_ctx.in_flight.load() > 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  store.stop();
+  guards.clear();
+  for (auto& ctx : contexts) ctx->stop();
+  for (auto& t : threads) t.join();
+  hasher.stop();
+  obs::log_info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed =
+      app::parse_config(argc, argv, [](const char* name) -> const char* { return std::getenv(name); });
+  if (!parsed.config) {
+    std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);
+    return parsed.exit_code;
+  }
+  if (sodium_init() < 0) {
+    std::fputs("chatd: libsodium failed to initialize\n", stderr);
+    return 1;
+  }
+  try {
+    return run(*parsed.config);
+  } catch (const store::StoreError& e) {
+    std::fprintf(stderr, "chatd: store: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "chatd: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+// Value types shared by the store, the API and the gateway. No I/O here.
+namespace chat::domain {
+
+using UserId = std::int64_t;
+using ConversationId = std::int64_t;
+using MessageId = std::int64_t;
+using SessionId = std::int64_t;
+using DeviceId = std::int64_t;
+using Seq = std::int64_t;
+using TimeMs = std::int64_t;  // milliseconds since the Unix epoch
+
+enum class DeviceType : std::uint8_t { web, mobile, smart_tv };
+enum class ConversationType : std::uint8_t { direct, group };
+enum class MemberRole : std::uint8_t { owner, admin, member };
+
+struct User {
+  UserId id = 0;
+  std::string username;
+  std::string email;
+  std::string display_name;
+  std::string profile_picture;
+  std::string bio;
+  TimeMs created_at = 0;
+  std::optional<TimeMs> last_seen;
+};
+
+struct Member {
+  UserId user_id = 0;
+  std::string username;
+  std::string display_name;
+  MemberRole role = MemberRole::member;
+  TimeMs joined_at = 0;
+};
+
+struct Message {
+  MessageId id = 0;
+  ConversationId conversation_id = 0;
+  Seq seq = 0;
+  UserId sender_id = 0;
+  std::string type = "text";
+  std::string body;
+  std::string client_msg_id;
+  TimeMs created_at = 0;
+};
+
+struct Conversation {
+  ConversationId id = 0;
+  ConversationType type = ConversationType::direct;
+  std::string name;
+  TimeMs created_at = 0;
+  Seq last_seq = 0;
+  std::vector<Member> members;
+  std::optional<Message> last_message;
+  // The caller's own view.
+  std::int64_t unread_count = 0;
+  Seq read_seq = 0;
+  Seq delivered_seq = 0;
+};
+
+// What a valid access token stands for.
+struct AuthContext {
+  UserId user_id = 0;
+  SessionId session_id = 0;
+  DeviceId device_id = 0;
+};
+
+std::string_view to_string(DeviceType t) noexcept;
+std::optional<DeviceType> parse_device_type(std::string_view s) noexcept;
+std::string_view to_string(ConversationType t) noexcept;
+std::string_view to_string(MemberRole r) noexcept;
+std::optional<MemberRole> parse_member_role(std::string_view s) noexcept;
+
+}  // namespace chat::domain

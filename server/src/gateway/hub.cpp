@@ -1,0 +1,79 @@
+#include "gateway/hub.hpp"
+
+#include <algorithm>
+
+namespace chat::gateway {
+
+Hub::Hub(std::vector<net::io_context*> shards) : shards_(std::move(shards)) {
+  for (std::size_t i = 0; i < shards_.size(); ++i) registries_.push_back(std::make_unique<Registry>());
+}
+
+void Hub::attach(std::size_t shard, domain::UserId user, const std::shared_ptr<Connection>& connection) {
+  registries_[shard]->by_user[user].push_back(connection);
+}
+
+void Hub::detach(std::size_t shard, domain::UserId user, std::uint64_t connection_id) {
+  auto& by_user = registries_[shard]->by_user;
+  auto it = by_user.find(user);
+  if (it == by_user.end()) return;
+  std::erase_if(it->second, [&](const std::weak_ptr<Connection>& w) {
+    auto c = w.lock();
+    return !c || c->connection_id() == connection_id;
+  });
+  if (it->second.empty()) by_user.erase(it);
+}
+
+void Hub::publish(std::vector<domain::UserId> recipients,
+                  SharedFrame frame,
+                  std::uint64_t except_connection) {
+  auto shared_recipients = std::make_shared<const std::vector<domain::UserId>>(std::move(recipients));
+  for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
+    net::post(*shards_[shard], [this, shard, shared_recipients, frame, except_connection] {
+      std::size_t delivered = 0;
+      auto& by_user = registries_[shard]->by_user;
+      for (auto user : *shared_recipients) {
+        auto it = by_user.find(user);
+        if (it == by_user.end()) continue;
+        // Copy: delivering may close a slow consumer, which detaches it from this very list.
+        const auto targets = it->second;
+        for (const auto& weak : targets) {
+          if (auto c = weak.lock(); c && c->connection_id() != except_connection) {
+            c->deliver(frame);
+            ++delivered;
+          }
+        }
+      }
+      if (delivered > 0 && on_delivered) on_delivered(delivered);
+    });
+  }
+}
+
+void Hub::revoke_session(domain::UserId user, domain::SessionId session) {
+  for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
+    net::post(*shards_[shard], [this, shard, user, session] {
+      auto& by_user = registries_[shard]->by_user;
+      auto it = by_user.find(user);
+      if (it == by_user.end()) return;
+      const auto targets = it->second;
+      for (const auto& weak : targets) {
+        if (auto c = weak.lock(); c && c->session_id() == session) c->close_with(4001, "session revoked");
+      }
+    });
+  }
+}
+
+void Hub::close_all() {
+  for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
+    net::post(*shards_[shard], [this, shard] {
+      std::vector<std::shared_ptr<Connection>> all;
+      for (auto& [user, list] : registries_[shard]->by_user) {
+        for (auto& weak : list) {
+          if (auto c = weak.lock()) all.push_back(std::move(c));
+        }
+      }
+      for (auto& c : all) c->close_with(1001, "server shutting down");
+    });
+  }
+}
+
+}  // namespace chat::gateway

@@ -1,0 +1,55 @@
+#pragma once
+
+#include "domain/types.hpp"
+#include "gateway/connection.hpp"
+#include "net/asio.hpp"
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace chat::gateway {
+
+// Routes frames to the live connections of users, across I/O threads.
+//
+// Each I/O thread (shard) has its own registry, touched only by that thread, so there is no lock
+// on the delivery path. Any thread may call publish()/revoke_session()/close_all(): they post one
+// small job per shard, and that shard's thread delivers to its local connections. Jobs posted from
+// one thread to one io_context run in order, so frames published in seq order by the store writer
+// reach every connection in seq order.
+//
+// The registry never owns a connection: it holds weak_ptrs, and a connection detaches itself when
+// it closes.
+class Hub {
+ public:
+  explicit Hub(std::vector<net::io_context*> shards);
+
+  std::size_t shard_count() const noexcept { return shards_.size(); }
+
+  // Shard thread only.
+  void attach(std::size_t shard, domain::UserId user, const std::shared_ptr<Connection>& connection);
+  void detach(std::size_t shard, domain::UserId user, std::uint64_t connection_id);
+
+  // Any thread. `except_connection` (0 for none) is skipped: the sending connection gets an ack.
+  void publish(std::vector<domain::UserId> recipients,
+               SharedFrame frame,
+               std::uint64_t except_connection = 0);
+  // Any thread. Closes every connection of that login session (logout, refresh-token theft).
+  void revoke_session(domain::UserId user, domain::SessionId session);
+  // Any thread. Closes every connection with 1001 (server shutdown).
+  void close_all();
+
+  // Called once per frame handed to a connection; wired to the messages_out metric.
+  std::function<void(std::size_t)> on_delivered;
+
+ private:
+  struct Registry {
+    std::unordered_map<domain::UserId, std::vector<std::weak_ptr<Connection>>> by_user;
+  };
+  std::vector<net::io_context*> shards_;
+  std::vector<std::unique_ptr<Registry>> registries_;
+};
+
+}  // namespace chat::gateway

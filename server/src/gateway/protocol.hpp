@@ -1,0 +1,53 @@
+#pragma once
+
+#include "domain/error_code.hpp"
+#include "domain/types.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+// The WebSocket protocol without sockets: text in, a typed frame or an error out, and the
+// builders of every server frame. See docs/protocol.md; the cases in
+// server/tests/unit/protocol_cases.json are shared with the TypeScript client's tests.
+namespace chat::gateway {
+
+struct AuthFrame {
+  std::string token;
+};
+struct PingFrame {};
+struct SendFrame {
+  domain::ConversationId conversation_id = 0;
+  std::string client_msg_id;
+  std::string body;
+};
+struct ReadFrame {
+  domain::ConversationId conversation_id = 0;
+  domain::Seq seq = 0;
+};
+struct FrameError {
+  domain::ErrorCode code = domain::ErrorCode::bad_request;
+  std::string message;
+  std::string client_msg_id;  // echoed so the client knows which send failed
+};
+
+using ClientFrame = std::variant<FrameError, AuthFrame, PingFrame, SendFrame, ReadFrame>;
+
+// Parses and validates one text frame (limits included: a send whose body is too long is a
+// FrameError{message_too_long}).
+ClientFrame parse_client_frame(std::string_view text);
+
+namespace frames {
+std::string ready(domain::UserId user,
+                  domain::SessionId session,
+                  domain::DeviceId device,
+                  std::int64_t heartbeat_ms);
+std::string pong(domain::TimeMs now);
+std::string ack(const domain::Message& m);
+std::string message(const domain::Message& m);
+std::string receipt(domain::ConversationId conversation, domain::UserId user, domain::Seq read_seq);
+std::string error(domain::ErrorCode code, std::string_view message, std::string_view client_msg_id = {});
+}  // namespace frames
+
+}  // namespace chat::gateway

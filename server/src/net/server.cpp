@@ -1,0 +1,197 @@
+#include "net/server.hpp"
+
+#include "api/router.hpp"
+#include "domain/limits.hpp"
+#include "net/ws_session.hpp"
+#include "obs/log.hpp"
+#include "obs/metrics.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+
+namespace chat::transport {
+
+namespace {
+
+constexpr std::size_t kHeaderBytesMax = 16 * 1024;
+
+// Applied to every HTTP response: nothing we serve is a page to frame or a type to guess.
+void security_headers(http::response<http::string_body>& res) {
+  res.set(http::field::server, "chatd");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set(http::field::cache_control, "no-store");
+}
+
+http::response<http::string_body> to_beast(api::Response r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  security_headers(res);
+  if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);
+  for (auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = std::move(r.body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+http::response<http::string_body> error_page(unsigned status,
+                                             std::string_view code,
+                                             std::string_view message,
+                                             unsigned version) {
+  api::Response r;
+  r.status = status;
+  r.body = std::string(R"({"error":{"code":")") + std::string(code) + R"(","message":")" +
+           std::string(message) + "\"}}";
+  return to_beast(std::move(r), version, false);
+}
+
+// Same-origin unless configured otherwise: the Origin's host[:port] must equal the Host header.
+bool origin_allowed(const http::request<http::string_body>& req, const ServerContext& ctx) {
+  const auto it = req.find(http::field::origin);
+  if (it == req.end()) return true;  // not a browser: nothing to protect against
+  const std::string_view origin = it->value();
+  if (std::find(ctx.options.allowed_origins.begin(), ctx.options.allowed_origins.end(), origin) !=
+      ctx.options.allowed_origins.end())
+    return true;
+  auto parsed = boost::urls::parse_absolute_uri(origin);
+  if (!parsed) return false;
+  const auto host = req.find(http::field::host);
+  return host != req.end() && parsed->encoded_authority() == host->value();
+}
+
+std::string path_of(std::string_view target) {
+  return std::string(target.substr(0, target.find('?')));
+}
+
+}  // namespace
+
+Server::Server(std::vector<net::io_context*> threads, ServerContext& ctx)
+    : threads_(std::move(threads)), ctx_(ctx), acceptor_(*threads_.front()) {}
+
+tcp::endpoint Server::listen(const tcp::endpoint& endpoint) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(net::socket_base::max_listen_connections);
+  return acceptor_.local_endpoint();
+}
+
+void Server::start_accepting() {
+  net::co_spawn(
+      acceptor_.get_executor(), [this] { return accept_loop(); }, net::detached);
+}
+
+void Server::stop_accepting() {
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+}
+
+net::awaitable<void> Server::accept_loop() {
+  while (acceptor_.is_open()) {
+    const std::size_t shard = next_++ % threads_.size();
+    auto [ec, socket] =
+        co_await acceptor_.async_accept(threads_[shard]->get_executor(), net::as_tuple(net::use_awaitable));
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) break;
+    if (ec) {
+      // EMFILE and friends: log, pause briefly so a full table does not spin the loop.
+      obs::log_warn("accept failed: " + ec.message());
+      net::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto* ctx = &ctx_;
+    auto ex = socket.get_executor();
+    net::co_spawn(
+        ex, [s = std::move(socket), ctx, shard]() mutable { return serve_http(std::move(s), *ctx, shard); },
+        [](std::exception_ptr e) {
+          if (!e) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& err) {
+            obs::log_warn(std::string("http session ended with: ") + err.what());
+          }
+        });
+  }
+}
+
+net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::size_t shard) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  std::string remote_ip;
+  {
+    beast::error_code ec;
+    auto ep = stream.socket().remote_endpoint(ec);
+    if (!ec) remote_ip = ep.address().to_string();
+  }
+  for (;;) {
+    if (ctx.stopping.load()) break;
+    stream.expires_after(ctx.options.http_idle_timeout);
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kHeaderBytesMax);
+    parser.body_limit(domain::limits::http_body_bytes_max);
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
+    if (ec == http::error::body_limit) {
+      auto res = error_page(413, "payload_too_large", "request body is larger than 1 MiB", 11);
+      ctx.metrics.count_error(domain::ErrorCode::payload_too_large);
+      co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+      break;
+    }
+    if (ec == http::error::header_limit || ec == http::error::bad_target || ec == http::error::bad_method ||
+        ec == http::error::bad_version || ec == http::error::bad_field) {
+      auto res = error_page(400, "bad_request", "malformed HTTP request", 11);
+      co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+      break;
+    }
+    if (ec) break;  // closed, timed out, or garbage we do not answer
+    auto req = parser.release();
+
+    if (websocket::is_upgrade(req)) {
+      if (path_of(req.target()) != "/ws") {
+        auto res = error_page(404, "not_found", "no such route", req.version());
+        co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        break;
+      }
+      if (!origin_allowed(req, ctx)) {
+        ctx.metrics.count_error(domain::ErrorCode::origin_not_allowed);
+        auto res =
+            error_page(403, "origin_not_allowed", "this Origin may not open a WebSocket here", req.version());
+        co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        break;
+      }
+      stream.expires_never();
+      auto session = std::make_shared<WsSession>(stream.release_socket(), ctx, shard);
+      session->start(std::move(req));
+      co_return;
+    }
+
+    ctx.in_flight.fetch_add(1);
+    struct Done {
+      ServerContext& c;
+      ~Done() { c.in_flight.fetch_sub(1); }
+    } done{ctx};
+    api::Request request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    if (auto it = req.find(http::field::authorization); it != req.end())
+      request.authorization = std::string(it->value());
+    if (auto it = req.find(http::field::content_type); it != req.end())
+      request.content_type = std::string(it->value());
+    request.body = std::move(req.body());
+    request.remote_ip = remote_ip;
+    auto response = co_await ctx.router.handle(std::move(request));
+    const bool keep_alive = req.keep_alive() && !ctx.stopping.load();
+    auto res = to_beast(std::move(response), req.version(), keep_alive);
+    auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+    if (wec || !keep_alive) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace chat::transport

@@ -1,0 +1,679 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include "domain/validation.hpp"
+#include "store/errors.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+namespace chat::store::sqlite {
+
+namespace {
+
+using detail::Db;
+using detail::Statement;
+
+// Versioned migrations: kMigrations[i] takes the schema from version i to i + 1 (PRAGMA
+// user_version). Never edit a released step; append a new one.
+constexpr std::array<std::string_view, 1> kMigrations = {
+    R"sql(
+CREATE TABLE users (
+  id              INTEGER PRIMARY KEY,
+  username        TEXT NOT NULL,
+  username_folded TEXT NOT NULL UNIQUE,
+  email           TEXT NOT NULL,
+  email_folded    TEXT NOT NULL UNIQUE,
+  password_hash   TEXT NOT NULL,
+  display_name    TEXT NOT NULL DEFAULT '',
+  display_folded  TEXT NOT NULL DEFAULT '',
+  profile_picture TEXT NOT NULL DEFAULT '',
+  bio             TEXT NOT NULL DEFAULT '',
+  created_at      INTEGER NOT NULL,
+  last_seen       INTEGER
+);
+CREATE INDEX users_by_display ON users(display_folded);
+
+CREATE TABLE devices (
+  id          INTEGER PRIMARY KEY,
+  user_id     INTEGER NOT NULL REFERENCES users(id),
+  device_type TEXT NOT NULL CHECK (device_type IN ('web', 'mobile', 'smart_tv')),
+  name        TEXT NOT NULL DEFAULT '',
+  push_id     TEXT,
+  created_at  INTEGER NOT NULL,
+  last_active INTEGER NOT NULL
+);
+CREATE INDEX devices_by_user ON devices(user_id);
+
+CREATE TABLE sessions (
+  id                 INTEGER PRIMARY KEY,
+  user_id            INTEGER NOT NULL REFERENCES users(id),
+  device_id          INTEGER NOT NULL REFERENCES devices(id),
+  access_hash        BLOB NOT NULL UNIQUE,
+  access_expires_at  INTEGER NOT NULL,
+  refresh_hash       BLOB NOT NULL UNIQUE,
+  prev_refresh_hash  BLOB,
+  refresh_expires_at INTEGER NOT NULL,
+  created_at         INTEGER NOT NULL,
+  revoked_at         INTEGER
+);
+CREATE INDEX sessions_by_prev_refresh ON sessions(prev_refresh_hash);
+CREATE INDEX sessions_by_user ON sessions(user_id);
+
+CREATE TABLE conversations (
+  id               INTEGER PRIMARY KEY,
+  type             TEXT NOT NULL CHECK (type IN ('direct', 'group')),
+  name             TEXT NOT NULL DEFAULT '',
+  direct_key       TEXT UNIQUE,
+  created_by       INTEGER NOT NULL REFERENCES users(id),
+  created_at       INTEGER NOT NULL,
+  last_seq         INTEGER NOT NULL DEFAULT 0,
+  last_activity_at INTEGER NOT NULL
+);
+
+CREATE TABLE conversation_participants (
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+  user_id         INTEGER NOT NULL REFERENCES users(id),
+  role            TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'admin', 'member')),
+  joined_at       INTEGER NOT NULL,
+  joined_seq      INTEGER NOT NULL DEFAULT 0,
+  delivered_seq   INTEGER NOT NULL DEFAULT 0,
+  read_seq        INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (conversation_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX participants_by_user ON conversation_participants(user_id, conversation_id);
+
+CREATE TABLE messages (
+  id              INTEGER PRIMARY KEY,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+  seq             INTEGER NOT NULL,
+  sender_id       INTEGER NOT NULL REFERENCES users(id),
+  type            TEXT NOT NULL DEFAULT 'text',
+  client_msg_id   TEXT NOT NULL,
+  body            TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  UNIQUE (conversation_id, seq)
+);
+CREATE UNIQUE INDEX messages_by_client_id ON messages(sender_id, client_msg_id);
+)sql",
+};
+
+constexpr std::string_view kBegin = "BEGIN IMMEDIATE";
+constexpr std::string_view kCommit = "COMMIT";
+constexpr std::string_view kRollback = "ROLLBACK";
+constexpr std::string_view kSavepoint = "SAVEPOINT job";
+constexpr std::string_view kRelease = "RELEASE job";
+
+constexpr std::string_view kFindUsername = "SELECT 1 FROM users WHERE username_folded = ?1";
+constexpr std::string_view kFindEmail = "SELECT 1 FROM users WHERE email_folded = ?1";
+constexpr std::string_view kInsertUser =
+    "INSERT INTO users (username, username_folded, email, email_folded, password_hash, display_name, "
+    "display_folded, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr std::string_view kSelectUser =
+    "SELECT id, username, email, display_name, profile_picture, bio, created_at, last_seen FROM users WHERE "
+    "id = ?1";
+constexpr std::string_view kCredentials =
+    "SELECT id, password_hash FROM users WHERE username_folded = ?1 OR email_folded = ?1 LIMIT 1";
+constexpr std::string_view kSearchUsers =
+    "SELECT id, username, email, display_name, profile_picture, bio, created_at, last_seen FROM users "
+    "WHERE (username_folded >= ?1 AND username_folded < ?2) OR (display_folded >= ?1 AND display_folded < "
+    "?2) "
+    "ORDER BY username_folded LIMIT ?3";
+constexpr std::string_view kUpdateProfile =
+    "UPDATE users SET display_name = coalesce(?2, display_name), display_folded = coalesce(?3, "
+    "display_folded), "
+    "profile_picture = coalesce(?4, profile_picture), bio = coalesce(?5, bio) WHERE id = ?1";
+constexpr std::string_view kSetLastSeen = "UPDATE users SET last_seen = ?2 WHERE id = ?1";
+
+constexpr std::string_view kInsertDevice =
+    "INSERT INTO devices (user_id, device_type, name, created_at, last_active) VALUES (?1, ?2, ?3, ?4, ?4)";
+constexpr std::string_view kInsertSession =
+    "INSERT INTO sessions (user_id, device_id, access_hash, access_expires_at, refresh_hash, "
+    "refresh_expires_at, "
+    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view kFindAccess =
+    "SELECT id, user_id, device_id FROM sessions WHERE access_hash = ?1 AND revoked_at IS NULL "
+    "AND access_expires_at > ?2";
+constexpr std::string_view kFindRefresh =
+    "SELECT id, user_id, device_id, refresh_expires_at, revoked_at FROM sessions WHERE refresh_hash = ?1";
+constexpr std::string_view kFindPrevRefresh = "SELECT id, user_id FROM sessions WHERE prev_refresh_hash = ?1";
+constexpr std::string_view kRotate =
+    "UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?2, refresh_expires_at = ?3, "
+    "access_hash = ?4, access_expires_at = ?5 WHERE id = ?1";
+constexpr std::string_view kRevoke =
+    "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+constexpr std::string_view kTouchDevice =
+    "UPDATE devices SET last_active = ?2 WHERE id = (SELECT device_id FROM sessions WHERE id = ?1)";
+
+constexpr std::string_view kFindDirect = "SELECT id FROM conversations WHERE direct_key = ?1";
+constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?1";
+constexpr std::string_view kInsertConversation =
+    "INSERT INTO conversations (type, name, direct_key, created_by, created_at, last_activity_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+constexpr std::string_view kInsertParticipant =
+    "INSERT INTO conversation_participants (conversation_id, user_id, role, joined_at, joined_seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+
+constexpr std::string_view kMembership =
+    "SELECT read_seq, delivered_seq FROM conversation_participants WHERE conversation_id = ?1 AND user_id = "
+    "?2";
+constexpr std::string_view kMemberIds =
+    "SELECT user_id FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
+constexpr std::string_view kMembers =
+    "SELECT p.user_id, u.username, u.display_name, p.role, p.joined_at FROM conversation_participants p "
+    "JOIN users u ON u.id = p.user_id WHERE p.conversation_id = ?1 ORDER BY p.joined_at, p.user_id";
+constexpr std::string_view kConversationRow =
+    "SELECT id, type, name, created_at, last_seq FROM conversations WHERE id = ?1";
+constexpr std::string_view kConversationsOf =
+    "SELECT c.id FROM conversation_participants p JOIN conversations c ON c.id = p.conversation_id "
+    "WHERE p.user_id = ?1 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 1000";
+constexpr std::string_view kUnread =
+    "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND sender_id <> ?3";
+
+constexpr std::string_view kFindByClientId =
+    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
+    "WHERE sender_id = ?1 AND client_msg_id = ?2";
+constexpr std::string_view kNextSeq =
+    "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
+    "last_seq";
+constexpr std::string_view kInsertMessage =
+    "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7)";
+constexpr std::string_view kMessageById =
+    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages WHERE "
+    "id = ?1";
+constexpr std::string_view kLastMessage =
+    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
+    "WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT 1";
+constexpr std::string_view kHistoryLatest =
+    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
+    "WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2";
+constexpr std::string_view kHistoryBefore =
+    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
+    "WHERE conversation_id = ?1 AND seq < ?3 ORDER BY seq DESC LIMIT ?2";
+constexpr std::string_view kHistoryAfter =
+    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
+    "WHERE conversation_id = ?1 AND seq > ?3 ORDER BY seq ASC LIMIT ?2";
+constexpr std::string_view kSetRead =
+    "UPDATE conversation_participants SET read_seq = ?3, delivered_seq = max(delivered_seq, ?3) "
+    "WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3";
+constexpr std::string_view kMaxMessageId = "SELECT coalesce(max(id), 0) FROM messages";
+constexpr std::string_view kHealth = "SELECT 1";
+
+domain::User read_user(const Statement& s) {
+  domain::User u;
+  u.id = s.int64(0);
+  u.username = s.text(1);
+  u.email = s.text(2);
+  u.display_name = s.text(3);
+  u.profile_picture = s.text(4);
+  u.bio = s.text(5);
+  u.created_at = s.int64(6);
+  if (!s.is_null(7)) u.last_seen = s.int64(7);
+  return u;
+}
+
+domain::Message read_message(const Statement& s) {
+  domain::Message m;
+  m.id = s.int64(0);
+  m.conversation_id = s.int64(1);
+  m.seq = s.int64(2);
+  m.sender_id = s.int64(3);
+  m.type = s.text(4);
+  m.body = s.text(5);
+  m.client_msg_id = s.text(6);
+  m.created_at = s.int64(7);
+  return m;
+}
+
+std::optional<domain::User> select_user(Db& db, UserId id) {
+  auto s = db.prepare(kSelectUser);
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_user(s);
+}
+
+// The smallest string greater than every string starting with `prefix`, for index range scans
+// (LIKE would not use the index with case-folded data of arbitrary bytes).
+std::string prefix_upper_bound(std::string_view prefix) {
+  std::string upper(prefix);
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) upper.pop_back();
+  if (upper.empty()) return std::string(1, '\x7F') + std::string(8, '\xFF');
+  upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+  return upper;
+}
+
+}  // namespace
+
+class SqliteStore::ReadLease {
+ public:
+  ReadLease(SqliteStore& owner, std::unique_ptr<Db> db) : owner_(owner), db_(std::move(db)) {}
+  ReadLease(ReadLease&& other) noexcept : owner_(other.owner_), db_(std::move(other.db_)) {}
+  ReadLease(const ReadLease&) = delete;
+  ~ReadLease() {
+    if (!db_) return;
+    std::lock_guard lock(owner_.readers_mutex_);
+    owner_.idle_readers_.push_back(std::move(db_));
+    owner_.readers_cv_.notify_one();
+  }
+  Db& operator*() const { return *db_; }
+
+ private:
+  SqliteStore& owner_;
+  std::unique_ptr<Db> db_;
+};
+
+int SqliteStore::schema_version() {
+  return static_cast<int>(kMigrations.size());
+}
+
+SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
+  writer_ = std::make_unique<Db>(options_.path, Db::Mode::read_write);
+  writer_->exec("PRAGMA journal_mode = WAL");
+  // FULL: the WAL is fsynced at every commit, so an acknowledged message survives a power cut,
+  // not only a crash of chatd. Group commit is what makes this affordable.
+  writer_->exec("PRAGMA synchronous = FULL");
+  writer_->exec("PRAGMA foreign_keys = ON");
+  writer_->exec("PRAGMA cache_size = -65536");
+  migrate();
+  for (int i = 0; i < std::max(1, options_.read_connections); ++i) {
+    auto db = std::make_unique<Db>(options_.path, Db::Mode::read_only);
+    db->exec("PRAGMA cache_size = -16384");
+    idle_readers_.push_back(std::move(db));
+  }
+}
+
+SqliteStore::~SqliteStore() = default;
+
+void SqliteStore::migrate() {
+  auto version_stmt = writer_->prepare("PRAGMA user_version");
+  version_stmt.step();
+  const auto version = version_stmt.int64(0);
+  if (version > schema_version()) {
+    throw StoreCorrupt("database schema version " + std::to_string(version) + " is newer than this chatd (" +
+                       std::to_string(schema_version()) + ")");
+  }
+  for (auto v = static_cast<std::size_t>(version); v < kMigrations.size(); ++v) {
+    writer_->exec(kBegin);
+    try {
+      writer_->exec(kMigrations[v]);
+      writer_->exec("PRAGMA user_version = " + std::to_string(v + 1));
+      writer_->exec(kCommit);
+    } catch (...) {
+      writer_->exec(kRollback);
+      throw;
+    }
+  }
+}
+
+SqliteStore::ReadLease SqliteStore::lease() {
+  std::unique_lock lock(readers_mutex_);
+  readers_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
+  auto db = std::move(idle_readers_.back());
+  idle_readers_.pop_back();
+  return ReadLease(*this, std::move(db));
+}
+
+void SqliteStore::begin_batch() {
+  writer_->prepare(kBegin).run();
+}
+void SqliteStore::commit_batch() {
+  writer_->prepare(kCommit).run();
+}
+void SqliteStore::rollback_batch() noexcept {
+  // Fails only if no transaction is open, which is what we want after a failed COMMIT.
+  sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+void SqliteStore::begin_job() {
+  writer_->prepare(kSavepoint).run();
+}
+void SqliteStore::end_job() {
+  writer_->prepare(kRelease).run();
+}
+void SqliteStore::rollback_job() noexcept {
+  sqlite3_exec(writer_->handle(), "ROLLBACK TO job; RELEASE job", nullptr, nullptr, nullptr);
+}
+
+CreateUserResult SqliteStore::create_user(const NewUser& user, TimeMs now) {
+  Db& db = *writer_;
+  const auto username_folded = domain::fold_case(user.username);
+  const auto email_folded = domain::fold_case(user.email);
+  if (db.prepare(kFindUsername).bind(1, username_folded).step())
+    return {CreateUserOutcome::username_taken, {}};
+  if (db.prepare(kFindEmail).bind(1, email_folded).step()) return {CreateUserOutcome::email_taken, {}};
+  const std::string display = user.display_name.empty() ? user.username : user.display_name;
+  db.prepare(kInsertUser)
+      .bind(1, user.username)
+      .bind(2, username_folded)
+      .bind(3, user.email)
+      .bind(4, email_folded)
+      .bind(5, user.password_hash)
+      .bind(6, display)
+      .bind(7, domain::fold_case(display))
+      .bind(8, now)
+      .run();
+  const auto id = sqlite3_last_insert_rowid(db.handle());
+  return {CreateUserOutcome::created, *select_user(db, id)};
+}
+
+SessionIds SqliteStore::create_session(const NewSession& session, TimeMs now) {
+  Db& db = *writer_;
+  db.prepare(kInsertDevice)
+      .bind(1, session.user_id)
+      .bind(2, domain::to_string(session.device_type))
+      .bind(3, session.device_name)
+      .bind(4, now)
+      .run();
+  const auto device_id = sqlite3_last_insert_rowid(db.handle());
+  db.prepare(kInsertSession)
+      .bind(1, session.user_id)
+      .bind(2, device_id)
+      .bind_blob(3, session.access_hash)
+      .bind(4, session.access_expires_at)
+      .bind_blob(5, session.refresh_hash)
+      .bind(6, session.refresh_expires_at)
+      .bind(7, now)
+      .run();
+  return {sqlite3_last_insert_rowid(db.handle()), device_id};
+}
+
+RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs now) {
+  Db& db = *writer_;
+  {
+    auto s = db.prepare(kFindRefresh);
+    s.bind_blob(1, request.old_refresh_hash);
+    if (s.step()) {
+      const SessionId id = s.int64(0);
+      const domain::AuthContext auth{s.int64(1), id, s.int64(2)};
+      const bool live = s.is_null(4) && s.int64(3) > now;
+      if (!live) return {RotateOutcome::not_found, {}};
+      db.prepare(kRotate)
+          .bind(1, id)
+          .bind_blob(2, request.refresh_hash)
+          .bind(3, request.refresh_expires_at)
+          .bind_blob(4, request.access_hash)
+          .bind(5, request.access_expires_at)
+          .run();
+      db.prepare(kTouchDevice).bind(1, id).bind(2, now).run();
+      return {RotateOutcome::rotated, auth};
+    }
+  }
+  auto prev = db.prepare(kFindPrevRefresh);
+  prev.bind_blob(1, request.old_refresh_hash);
+  if (prev.step()) {
+    const SessionId id = prev.int64(0);
+    const UserId user = prev.int64(1);
+    db.prepare(kRevoke).bind(1, id).bind(2, now).run();
+    return {RotateOutcome::reused, {user, id, 0}};
+  }
+  return {RotateOutcome::not_found, {}};
+}
+
+bool SqliteStore::revoke_session(SessionId session, TimeMs now) {
+  writer_->prepare(kRevoke).bind(1, session).bind(2, now).run();
+  return writer_->changes() > 0;
+}
+
+std::optional<domain::User> SqliteStore::update_profile(UserId user, const ProfileUpdate& update) {
+  Db& db = *writer_;
+  std::optional<std::string> display_folded;
+  if (update.display_name) display_folded = domain::fold_case(*update.display_name);
+  db.prepare(kUpdateProfile)
+      .bind(1, user)
+      .bind_optional(2, update.display_name)
+      .bind_optional(3, display_folded)
+      .bind_optional(4, update.profile_picture)
+      .bind_optional(5, update.bio)
+      .run();
+  return select_user(db, user);
+}
+
+void SqliteStore::set_last_seen(UserId user, TimeMs when) {
+  writer_->prepare(kSetLastSeen).bind(1, user).bind(2, when).run();
+}
+
+OpenDirectResult SqliteStore::open_direct(UserId self, UserId other, TimeMs now) {
+  Db& db = *writer_;
+  if (!db.prepare(kUserExists).bind(1, other).step()) return {OpenDirectOutcome::user_not_found, 0};
+  const std::string key = std::to_string(std::min(self, other)) + ":" + std::to_string(std::max(self, other));
+  {
+    auto s = db.prepare(kFindDirect);
+    s.bind(1, key);
+    if (s.step()) return {OpenDirectOutcome::existing, s.int64(0)};
+  }
+  db.prepare(kInsertConversation).bind(1, "direct").bind(2, "").bind(3, key).bind(4, self).bind(5, now).run();
+  const auto id = sqlite3_last_insert_rowid(db.handle());
+  db.prepare(kInsertParticipant).bind(1, id).bind(2, self).bind(3, "member").bind(4, now).bind(5, 0).run();
+  if (other != self) {
+    db.prepare(kInsertParticipant).bind(1, id).bind(2, other).bind(3, "member").bind(4, now).bind(5, 0).run();
+  }
+  return {OpenDirectOutcome::created, id};
+}
+
+AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
+  Db& db = *writer_;
+  {
+    auto s = db.prepare(kFindByClientId);
+    s.bind(1, message.sender_id).bind(2, message.client_msg_id);
+    if (s.step()) {
+      auto original = read_message(s);
+      if (original.conversation_id != message.conversation_id) return {AppendOutcome::conflict, {}, {}};
+      return {AppendOutcome::duplicate, std::move(original), {}};
+    }
+  }
+  if (!db.prepare(kMembership).bind(1, message.conversation_id).bind(2, message.sender_id).step())
+    return {AppendOutcome::not_found, {}, {}};
+  Seq seq = 0;
+  {
+    auto s = db.prepare(kNextSeq);
+    s.bind(1, message.conversation_id).bind(2, now);
+    if (!s.step()) return {AppendOutcome::not_found, {}, {}};
+    seq = s.int64(0);
+  }
+  db.prepare(kInsertMessage)
+      .bind(1, id)
+      .bind(2, message.conversation_id)
+      .bind(3, seq)
+      .bind(4, message.sender_id)
+      .bind(5, message.client_msg_id)
+      .bind(6, message.body)
+      .bind(7, now)
+      .run();
+  // The sender has read everything up to their own message.
+  db.prepare(kSetRead).bind(1, message.conversation_id).bind(2, message.sender_id).bind(3, seq).run();
+  AppendResult result;
+  result.outcome = AppendOutcome::appended;
+  result.message = domain::Message{id,           message.conversation_id, seq, message.sender_id, "text",
+                                   message.body, message.client_msg_id,   now};
+  result.members = member_ids(db, message.conversation_id);
+  return result;
+}
+
+ReadResult SqliteStore::mark_read(UserId viewer, MessageId message, TimeMs now) {
+  ConversationId conversation = 0;
+  Seq seq = 0;
+  {
+    auto s = writer_->prepare(kMessageById);
+    s.bind(1, message);
+    if (!s.step()) return {};
+    conversation = s.int64(1);
+    seq = s.int64(2);
+  }
+  return mark_read_seq(viewer, conversation, seq, now);
+}
+
+ReadResult SqliteStore::mark_read_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs /*now*/) {
+  Db& db = *writer_;
+  Seq current = 0;
+  {
+    auto s = db.prepare(kMembership);
+    s.bind(1, conversation).bind(2, viewer);
+    if (!s.step()) return {};
+    current = s.int64(0);
+  }
+  Seq last_seq = 0;
+  {
+    auto s = db.prepare(kConversationRow);
+    s.bind(1, conversation);
+    if (!s.step()) return {};
+    last_seq = s.int64(4);
+  }
+  const Seq target = std::min(seq, last_seq);
+  ReadResult result;
+  result.conversation_id = conversation;
+  if (target <= current) {
+    result.outcome = ReadOutcome::unchanged;
+    result.read_seq = current;
+    return result;
+  }
+  db.prepare(kSetRead).bind(1, conversation).bind(2, viewer).bind(3, target).run();
+  result.outcome = ReadOutcome::updated;
+  result.read_seq = target;
+  result.members = member_ids(db, conversation);
+  return result;
+}
+
+std::vector<UserId> SqliteStore::member_ids(Db& db, ConversationId id) {
+  std::vector<UserId> ids;
+  auto s = db.prepare(kMemberIds);
+  s.bind(1, id);
+  while (s.step()) ids.push_back(s.int64(0));
+  return ids;
+}
+
+std::optional<Credentials> SqliteStore::find_credentials(std::string_view login_folded) {
+  auto db = lease();
+  auto s = (*db).prepare(kCredentials);
+  s.bind(1, login_folded);
+  if (!s.step()) return std::nullopt;
+  return Credentials{s.int64(0), s.text(1)};
+}
+
+std::optional<domain::AuthContext> SqliteStore::find_access(std::string_view access_hash, TimeMs now) {
+  auto db = lease();
+  auto s = (*db).prepare(kFindAccess);
+  s.bind_blob(1, access_hash).bind(2, now);
+  if (!s.step()) return std::nullopt;
+  return domain::AuthContext{s.int64(1), s.int64(0), s.int64(2)};
+}
+
+std::optional<domain::User> SqliteStore::find_user(UserId user) {
+  auto db = lease();
+  return select_user(*db, user);
+}
+
+std::vector<domain::User> SqliteStore::search_users(std::string_view prefix_folded, int limit) {
+  auto db = lease();
+  auto s = (*db).prepare(kSearchUsers);
+  s.bind(1, prefix_folded).bind(2, prefix_upper_bound(prefix_folded)).bind(3, limit);
+  std::vector<domain::User> users;
+  while (s.step()) users.push_back(read_user(s));
+  return users;
+}
+
+std::optional<domain::Conversation> SqliteStore::load_conversation(Db& db, UserId viewer, ConversationId id) {
+  domain::Conversation c;
+  {
+    auto s = db.prepare(kMembership);
+    s.bind(1, id).bind(2, viewer);
+    if (!s.step()) return std::nullopt;
+    c.read_seq = s.int64(0);
+    c.delivered_seq = s.int64(1);
+  }
+  {
+    auto s = db.prepare(kConversationRow);
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    c.id = s.int64(0);
+    c.type = s.text(1) == "group" ? domain::ConversationType::group : domain::ConversationType::direct;
+    c.name = s.text(2);
+    c.created_at = s.int64(3);
+    c.last_seq = s.int64(4);
+  }
+  {
+    auto s = db.prepare(kMembers);
+    s.bind(1, id);
+    while (s.step()) {
+      c.members.push_back(domain::Member{
+          s.int64(0), s.text(1), s.text(2),
+          domain::parse_member_role(s.text(3)).value_or(domain::MemberRole::member), s.int64(4)});
+    }
+  }
+  {
+    auto s = db.prepare(kLastMessage);
+    s.bind(1, id);
+    if (s.step()) c.last_message = read_message(s);
+  }
+  {
+    auto s = db.prepare(kUnread);
+    s.bind(1, id).bind(2, c.read_seq).bind(3, viewer);
+    if (s.step()) c.unread_count = s.int64(0);
+  }
+  return c;
+}
+
+std::vector<domain::Conversation> SqliteStore::list_conversations(UserId viewer) {
+  auto db = lease();
+  std::vector<ConversationId> ids;
+  {
+    auto s = (*db).prepare(kConversationsOf);
+    s.bind(1, viewer);
+    while (s.step()) ids.push_back(s.int64(0));
+  }
+  // One read transaction, so the list is one consistent snapshot.
+  (*db).exec("BEGIN");
+  std::vector<domain::Conversation> out;
+  try {
+    for (auto id : ids) {
+      if (auto c = load_conversation(*db, viewer, id)) out.push_back(std::move(*c));
+    }
+  } catch (...) {
+    (*db).exec("ROLLBACK");
+    throw;
+  }
+  (*db).exec("COMMIT");
+  return out;
+}
+
+std::optional<domain::Conversation> SqliteStore::get_conversation(UserId viewer, ConversationId id) {
+  auto db = lease();
+  return load_conversation(*db, viewer, id);
+}
+
+std::optional<HistoryPage> SqliteStore::history(UserId viewer, ConversationId id, const HistoryQuery& query) {
+  auto db = lease();
+  if (!(*db).prepare(kMembership).bind(1, id).bind(2, viewer).step()) return std::nullopt;
+  const std::string_view sql = query.after ? kHistoryAfter : query.before ? kHistoryBefore : kHistoryLatest;
+  auto s = (*db).prepare(sql);
+  s.bind(1, id).bind(2, query.limit + 1);
+  if (query.after) s.bind(3, *query.after);
+  if (query.before) s.bind(3, *query.before);
+  HistoryPage page;
+  while (s.step()) page.messages.push_back(read_message(s));
+  if (page.messages.size() > static_cast<std::size_t>(query.limit)) {
+    page.has_more = true;
+    page.messages.pop_back();
+  }
+  if (!query.after) std::reverse(page.messages.begin(), page.messages.end());
+  return page;
+}
+
+MessageId SqliteStore::max_message_id() {
+  auto db = lease();
+  auto s = (*db).prepare(kMaxMessageId);
+  s.step();
+  return s.int64(0);
+}
+
+bool SqliteStore::healthy() {
+  try {
+    auto db = lease();
+    return (*db).prepare(kHealth).step();
+  } catch (const StoreError&) {
+    return false;
+  }
+}
+
+}  // namespace chat::store::sqlite

@@ -1,0 +1,174 @@
+#pragma once
+
+#include "domain/types.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chat::store {
+
+using domain::ConversationId;
+using domain::DeviceId;
+using domain::MessageId;
+using domain::Seq;
+using domain::SessionId;
+using domain::TimeMs;
+using domain::UserId;
+
+struct NewUser {
+  std::string username;
+  std::string email;
+  std::string password_hash;
+  std::string display_name;
+};
+
+enum class CreateUserOutcome { created, username_taken, email_taken };
+struct CreateUserResult {
+  CreateUserOutcome outcome = CreateUserOutcome::created;
+  domain::User user;
+};
+
+struct Credentials {
+  UserId user_id = 0;
+  std::string password_hash;
+};
+
+// Token hashes are the raw 32-byte SHA-256 of the opaque token; tokens themselves are never stored.
+struct NewSession {
+  UserId user_id = 0;
+  domain::DeviceType device_type = domain::DeviceType::web;
+  std::string device_name;
+  std::string access_hash;
+  TimeMs access_expires_at = 0;
+  std::string refresh_hash;
+  TimeMs refresh_expires_at = 0;
+};
+
+struct SessionIds {
+  SessionId session_id = 0;
+  DeviceId device_id = 0;
+};
+
+struct RotateRequest {
+  std::string old_refresh_hash;
+  std::string access_hash;
+  TimeMs access_expires_at = 0;
+  std::string refresh_hash;
+  TimeMs refresh_expires_at = 0;
+};
+
+// `reused`: the refresh token was already rotated once; the session has been revoked (a stolen
+// token and its owner cannot both keep using it).
+enum class RotateOutcome { rotated, not_found, reused };
+struct RotateResult {
+  RotateOutcome outcome = RotateOutcome::not_found;
+  domain::AuthContext auth;
+};
+
+struct ProfileUpdate {
+  std::optional<std::string> display_name;
+  std::optional<std::string> profile_picture;
+  std::optional<std::string> bio;
+};
+
+enum class OpenDirectOutcome { created, existing, user_not_found };
+struct OpenDirectResult {
+  OpenDirectOutcome outcome = OpenDirectOutcome::user_not_found;
+  ConversationId conversation_id = 0;
+};
+
+struct NewMessage {
+  ConversationId conversation_id = 0;
+  UserId sender_id = 0;
+  std::string client_msg_id;
+  std::string body;
+};
+
+// `not_found`: no such conversation or the sender is not a member (one answer for both).
+// `duplicate`: the sender already used this client_msg_id here; `message` is the stored original.
+// `conflict`: the sender used this client_msg_id in another conversation.
+enum class AppendOutcome { appended, duplicate, not_found, conflict };
+struct AppendResult {
+  AppendOutcome outcome = AppendOutcome::not_found;
+  domain::Message message;
+  std::vector<UserId> members;  // who to fan out to (appended only)
+};
+
+enum class ReadOutcome { updated, unchanged, not_found };
+struct ReadResult {
+  ReadOutcome outcome = ReadOutcome::not_found;
+  ConversationId conversation_id = 0;
+  Seq read_seq = 0;
+  std::vector<UserId> members;
+};
+
+struct HistoryQuery {
+  std::optional<Seq> before;
+  std::optional<Seq> after;
+  int limit = 50;
+};
+
+struct HistoryPage {
+  std::vector<domain::Message> messages;  // ascending seq
+  bool has_more = false;
+};
+
+// The system of record. Implementations: store/sqlite (embedded default). The contract:
+//
+// Threads. Write methods (those between begin_batch and commit_batch) are called by one writer
+// thread only, inside a batch; StoreService owns that thread. Read methods are thread-safe and may
+// be called concurrently from the read pool; they see committed data only.
+//
+// Durability. When commit_batch returns, every write of the batch is on disk. Group commit is the
+// point: one transaction (one fsync) for everything queued while the previous one committed.
+// A write job runs inside begin_job/end_job: if it throws, rollback_job undoes it alone.
+//
+// Order. append_message assigns the conversation's next seq (1, 2, 3, ... with no gaps) and a
+// time-sortable unique id. Idempotency key: (sender, client_msg_id).
+//
+// Authorization. Every method taking a viewer returns nullopt / not_found when the viewer is not a
+// member: callers cannot tell "not a member" from "does not exist", by design.
+//
+// Errors. Infrastructure failures throw StoreUnavailable (retryable) or StoreCorrupt (store/errors.hpp).
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // ---- writer thread ----
+  virtual void begin_batch() = 0;
+  virtual void commit_batch() = 0;
+  virtual void rollback_batch() noexcept = 0;
+  virtual void begin_job() = 0;
+  virtual void end_job() = 0;
+  virtual void rollback_job() noexcept = 0;
+
+  virtual CreateUserResult create_user(const NewUser& user, TimeMs now) = 0;
+  virtual SessionIds create_session(const NewSession& session, TimeMs now) = 0;
+  virtual RotateResult rotate_refresh(const RotateRequest& request, TimeMs now) = 0;
+  // Returns false if the session was already revoked or does not exist.
+  virtual bool revoke_session(SessionId session, TimeMs now) = 0;
+  virtual std::optional<domain::User> update_profile(UserId user, const ProfileUpdate& update) = 0;
+  virtual void set_last_seen(UserId user, TimeMs when) = 0;
+  virtual OpenDirectResult open_direct(UserId self, UserId other, TimeMs now) = 0;
+  virtual AppendResult append_message(const NewMessage& message, MessageId id, TimeMs now) = 0;
+  // Moves the viewer's read watermark up to the seq of `message` (never down).
+  virtual ReadResult mark_read(UserId viewer, MessageId message, TimeMs now) = 0;
+  virtual ReadResult mark_read_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs now) = 0;
+
+  // ---- any thread ----
+  virtual std::optional<Credentials> find_credentials(std::string_view login_folded) = 0;
+  virtual std::optional<domain::AuthContext> find_access(std::string_view access_hash, TimeMs now) = 0;
+  virtual std::optional<domain::User> find_user(UserId user) = 0;
+  virtual std::vector<domain::User> search_users(std::string_view prefix_folded, int limit) = 0;
+  virtual std::vector<domain::Conversation> list_conversations(UserId viewer) = 0;
+  virtual std::optional<domain::Conversation> get_conversation(UserId viewer, ConversationId id) = 0;
+  virtual std::optional<HistoryPage> history(UserId viewer, ConversationId id, const HistoryQuery& query) = 0;
+  // The largest message id issued so far (the writer's snowflake generator restarts above it).
+  virtual MessageId max_message_id() = 0;
+  // True if the store answers a trivial query.
+  virtual bool healthy() = 0;
+};
+
+}  // namespace chat::store

@@ -1,0 +1,169 @@
+#pragma once
+
+#include "domain/snowflake.hpp"
+#include "net/asio.hpp"
+#include "store/errors.hpp"
+#include "store/store.hpp"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace chat::store {
+
+// What a write job sees on the writer thread.
+class WriteContext {
+ public:
+  WriteContext(Store& target, domain::SnowflakeGenerator& ids, TimeMs batch_now)
+      : store(target), now(batch_now), ids_(ids) {}
+
+  Store& store;
+  const TimeMs now;  // one clock reading per batch
+  MessageId next_id() { return ids_.next(now); }
+  // Runs on the writer thread after the batch is durable, in commit order (fan-out goes here:
+  // it is what keeps every recipient's view in seq order). Dropped if the batch fails.
+  void after_commit(std::function<void()> action) { after_.push_back(std::move(action)); }
+  std::vector<std::function<void()>> take_after() { return std::exchange(after_, {}); }
+
+ private:
+  domain::SnowflakeGenerator& ids_;
+  std::vector<std::function<void()>> after_;
+};
+
+// Runs a synchronous Store off the I/O threads and makes it awaitable:
+// - writes go to one writer thread that commits everything queued as one transaction (group
+//   commit), each job in its own savepoint;
+// - reads go to a small pool;
+// - results resume the awaiting coroutine on its own executor.
+// Overload (more than queue_jobs_max writes waiting) is refused at once with StoreUnavailable
+// rather than queued without bound.
+class StoreService {
+ public:
+  struct Options {
+    int read_threads = 2;
+    std::size_t batch_jobs_max = 1024;
+    std::size_t queue_jobs_max = 100'000;
+    std::uint32_t node_id = 0;
+  };
+  using ClockMs = std::function<TimeMs()>;
+  using BatchObserver = std::function<void(std::size_t jobs, double seconds)>;
+
+  StoreService(std::unique_ptr<Store> store, Options options, ClockMs clock, BatchObserver observer = {});
+  StoreService(const StoreService&) = delete;
+  StoreService& operator=(const StoreService&) = delete;
+  ~StoreService();
+
+  // Finishes every queued write, then stops the threads. Idempotent.
+  void stop();
+
+  // Awaitable; must be awaited (the job is handed over when the coroutine suspends on it).
+  //
+  // Only pointers cross async_initiate: with use_awaitable its arguments become parameters of a
+  // coroutine, and GCC 12 copies such parameters bitwise, which breaks any object holding a
+  // std::string (seen as frees of addresses inside a coroutine frame under ASan).
+  template <class Fn>
+  auto write(Fn&& fn) {
+    using F = std::decay_t<Fn>;
+    using R = std::invoke_result_t<F&, WriteContext&>;
+    F* owned = new F(std::forward<Fn>(fn));
+    return net::async_initiate<const net::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+        [this, owned](auto handler) {
+          enqueue_write(std::make_unique<WriteJob<R, F, decltype(handler)>>(std::unique_ptr<F>(owned),
+                                                                            std::move(handler)));
+        },
+        net::use_awaitable);
+  }
+
+  template <class Fn>
+  auto read(Fn&& fn) {
+    using F = std::decay_t<Fn>;
+    using R = std::invoke_result_t<F&, Store&>;
+    F* owned = new F(std::forward<Fn>(fn));
+    return net::async_initiate<const net::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+        [this, owned](auto handler) {
+          auto work = net::make_work_guard(net::get_associated_executor(handler));
+          net::post(readers_, [this, f = std::unique_ptr<F>(owned), handler = std::move(handler),
+                               work = std::move(work)]() mutable {
+            std::exception_ptr error;
+            R result{};
+            try {
+              result = (*f)(*store_);
+            } catch (...) {
+              error = std::current_exception();
+            }
+            f.reset();
+            auto ex = work.get_executor();
+            net::post(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+              std::move(handler)(error, std::move(result));
+            });
+          });
+        },
+        net::use_awaitable);
+  }
+
+  std::size_t queued_writes() const;
+
+ private:
+  struct WriteJobBase {
+    virtual ~WriteJobBase() = default;
+    virtual void run(WriteContext& ctx) = 0;
+    virtual void fail(std::exception_ptr error) = 0;
+    virtual void complete() = 0;
+    bool failed = false;
+    std::vector<std::function<void()>> after;
+  };
+
+  template <class R, class F, class Handler>
+  struct WriteJob final : WriteJobBase {
+    WriteJob(std::unique_ptr<F> f, Handler h)
+        : fn(std::move(f)),
+          handler(std::move(h)),
+          work(net::make_work_guard(net::get_associated_executor(handler))) {}
+    void run(WriteContext& ctx) override { result = (*fn)(ctx); }
+    void fail(std::exception_ptr e) override {
+      failed = true;
+      error = e;
+    }
+    void complete() override {
+      auto ex = work.get_executor();
+      net::post(ex, [handler = std::move(handler), error = error, result = std::move(result)]() mutable {
+        std::move(handler)(error, std::move(result));
+      });
+      work.reset();
+    }
+    std::unique_ptr<F> fn;
+    Handler handler;
+    net::executor_work_guard<net::associated_executor_t<Handler>> work;
+    R result{};
+    std::exception_ptr error;
+  };
+
+  void enqueue_write(std::unique_ptr<WriteJobBase> job);
+  void writer_loop();
+  void run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch);
+
+  std::unique_ptr<Store> store_;
+  Options options_;
+  ClockMs clock_;
+  BatchObserver observer_;
+  domain::SnowflakeGenerator ids_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<WriteJobBase>> queue_;
+  bool stopping_ = false;
+  net::thread_pool readers_;
+  std::thread writer_;
+};
+
+}  // namespace chat::store
