@@ -122,6 +122,19 @@ std::optional<std::string> bearer(const Request& r) {
   return r.authorization.substr(prefix.size());
 }
 
+// True for every path the API serves (whatever the method), so an unknown path is a 404 even
+// without a token, and a known one is a 401 before anything else is revealed.
+bool known_route(const std::vector<std::string>& r) {
+  if (r.size() == 2 && r[0] == "auth") return true;
+  if (r.size() == 2 && r[0] == "users" && (r[1] == "me" || r[1] == "search")) return true;
+  if (r.size() == 3 && r[0] == "users" && r[2] == "profile") return true;
+  if (r.size() == 1 && r[0] == "conversations") return true;
+  if (r.size() == 2 && r[0] == "conversations") return true;
+  if (r.size() == 3 && r[0] == "conversations" && (r[2] == "messages" || r[2] == "join")) return true;
+  if (r.size() == 3 && r[0] == "messages" && r[2] == "read") return true;
+  return false;
+}
+
 }  // namespace
 
 Router::Router(service::ChatService& service, obs::Metrics& metrics) : service_(service), metrics_(metrics) {}
@@ -158,6 +171,7 @@ net::awaitable<Response> Router::handle(Request request) {
     if (seg.size() < 2 || seg[0] != "api" || seg[1] != "v1")
       co_return fail(ErrorCode::not_found, "no such route");
     const std::vector<std::string> rest(seg.begin() + 2, seg.end());
+    if (!known_route(rest)) co_return fail(ErrorCode::not_found, "no such route");
 
     if (rest.size() == 2 && rest[0] == "auth" && rest[1] != "logout") {
       if (method != "POST") co_return fail(ErrorCode::method_not_allowed, "use POST");

@@ -10,6 +10,7 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <array>
 
 namespace chat::transport {
 
@@ -64,6 +65,24 @@ bool origin_allowed(const http::request<http::string_body>& req, const ServerCon
 
 std::string path_of(std::string_view target) {
   return std::string(target.substr(0, target.find('?')));
+}
+
+// After refusing a request whose body is still arriving: stop sending, then read and discard for a
+// bounded time and size, so the client finishes its write and reads our answer instead of
+// failing with EPIPE/ECONNRESET.
+net::awaitable<void> linger_close(beast::tcp_stream& stream) {
+  constexpr std::size_t kDrainBytesMax = 16 << 20;
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(std::chrono::seconds(5));
+  std::array<char, 16 * 1024> scratch{};
+  std::size_t drained = 0;
+  while (drained < kDrainBytesMax) {
+    auto [ec, n] = co_await stream.async_read_some(net::buffer(scratch), net::as_tuple(net::use_awaitable));
+    if (ec) break;
+    drained += n;
+  }
+  stream.socket().close(ignored);
 }
 
 }  // namespace
@@ -140,7 +159,8 @@ net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::siz
       auto res = error_page(413, "payload_too_large", "request body is larger than 1 MiB", 11);
       ctx.metrics.count_error(domain::ErrorCode::payload_too_large);
       co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
-      break;
+      co_await linger_close(stream);
+      co_return;
     }
     if (ec == http::error::header_limit || ec == http::error::bad_target || ec == http::error::bad_method ||
         ec == http::error::bad_version || ec == http::error::bad_field) {

@@ -39,8 +39,9 @@ ChatService::ChatService(store::StoreService& store,
       metrics_(metrics),
       options_(options),
       clock_(std::move(clock)),
-      per_ip_(options.auth_per_ip_per_min, std::max(1.0, options.auth_per_ip_per_min / 2)),
-      per_account_(options.auth_per_account_per_min, std::max(1.0, options.auth_per_account_per_min / 2)) {}
+      // A burst of one minute's allowance, refilled evenly: N per minute admits N at once.
+      per_ip_(options.auth_per_ip_per_min, std::max(1.0, options.auth_per_ip_per_min)),
+      per_account_(options.auth_per_account_per_min, std::max(1.0, options.auth_per_account_per_min)) {}
 
 std::optional<Failure> ChatService::check_rate(const std::string& ip, const std::string& account) {
   const auto now = domain::KeyedRateLimiter::Clock::now();
