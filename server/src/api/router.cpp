@@ -130,9 +130,29 @@ bool known_route(const std::vector<std::string>& r) {
   if (r.size() == 3 && r[0] == "users" && r[2] == "profile") return true;
   if (r.size() == 1 && r[0] == "conversations") return true;
   if (r.size() == 2 && r[0] == "conversations") return true;
-  if (r.size() == 3 && r[0] == "conversations" && (r[2] == "messages" || r[2] == "join")) return true;
+  if (r.size() == 3 && r[0] == "conversations" &&
+      (r[2] == "messages" || r[2] == "join" || r[2] == "members" || r[2] == "leave" || r[2] == "invites" ||
+       r[2] == "receipts"))
+    return true;
+  if (r.size() == 4 && r[0] == "conversations" && (r[2] == "members" || r[2] == "invites")) return true;
+  if (r.size() == 5 && r[0] == "conversations" && r[2] == "members" && r[4] == "role") return true;
+  if (r.size() == 2 && r[0] == "messages") return true;
   if (r.size() == 3 && r[0] == "messages" && r[2] == "read") return true;
+  if (r.size() == 4 && r[0] == "messages" && r[2] == "reactions") return true;
   return false;
+}
+
+// Reads "user_ids" as a list of ids; false if absent or malformed.
+bool id_list(const json::object& o, std::string_view key, std::vector<domain::UserId>& out) {
+  const auto* v = o.if_contains(key);
+  const auto* arr = v != nullptr ? v->if_array() : nullptr;
+  if (arr == nullptr || arr->size() > 1000) return false;
+  for (const auto& item : *arr) {
+    auto id = wire::parse_id(item);
+    if (!id) return false;
+    out.push_back(*id);
+  }
+  return true;
 }
 
 }  // namespace
@@ -294,8 +314,17 @@ net::awaitable<Response> Router::handle(Request request) {
           std::string type;
           if (!string_field(o, "type", type, true))
             co_return fail(ErrorCode::bad_request, "type must be \"direct\" or \"group\"");
-          if (type == "group")
-            co_return fail(ErrorCode::not_implemented, "group conversations are not available yet");
+          if (type == "group") {
+            std::string name;
+            std::vector<domain::UserId> members;
+            if (!string_field(o, "name", name, true))
+              co_return fail(ErrorCode::bad_request, "a group needs a string name");
+            if (o.contains("member_ids") && !id_list(o, "member_ids", members))
+              co_return fail(ErrorCode::bad_request, "member_ids must be a list of ids");
+            auto r = co_await svc.create_group(*auth, std::move(name), std::move(members));
+            if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
+            co_return json_response(201, wire::conversation(std::get<domain::Conversation>(r)));
+          }
           if (type != "direct")
             co_return fail(ErrorCode::bad_request, "type must be \"direct\" or \"group\"");
           const auto* uid = o.if_contains("user_id");
@@ -310,15 +339,117 @@ net::awaitable<Response> Router::handle(Request request) {
       }
       const auto id = wire::parse_id(rest[1]);
       if (!id) co_return fail(ErrorCode::not_found, "not found");
+      const auto conversation_result = [&](const service::Result<domain::Conversation>& r) {
+        if (auto* f = service::failed(r)) return error_response(metrics, *f);
+        return json_response(200, wire::conversation(std::get<domain::Conversation>(r)));
+      };
+      const auto done_result = [&](const service::Result<bool>& r) {
+        if (auto* f = service::failed(r)) return error_response(metrics, *f);
+        Response res;
+        res.status = 204;
+        res.content_type.clear();
+        return res;
+      };
       if (rest.size() == 2) {
+        if (method == "GET") {
+          auto r = co_await svc.get_conversation(*auth, *id);
+          co_return conversation_result(r);
+        }
+        if (method == "PATCH") {
+          auto body = body_object(request);
+          if (auto* f = std::get_if<Failure>(&body)) co_return error_response(metrics, *f);
+          std::string name;
+          if (!string_field(std::get<json::object>(body), "name", name, true))
+            co_return fail(ErrorCode::bad_request, "rename needs a string name");
+          auto r = co_await svc.rename_group(*auth, *id, std::move(name));
+          co_return conversation_result(r);
+        }
+        co_return fail(ErrorCode::method_not_allowed, "use GET or PATCH");
+      }
+      if (rest.size() == 3 && rest[2] == "members") {
+        if (method != "POST") co_return fail(ErrorCode::method_not_allowed, "use POST");
+        auto body = body_object(request);
+        if (auto* f = std::get_if<Failure>(&body)) co_return error_response(metrics, *f);
+        std::vector<domain::UserId> users;
+        if (!id_list(std::get<json::object>(body), "user_ids", users))
+          co_return fail(ErrorCode::bad_request, "user_ids must be a list of ids");
+        auto r = co_await svc.add_members(*auth, *id, std::move(users));
+        co_return conversation_result(r);
+      }
+      if (rest.size() == 4 && rest[2] == "members") {
+        if (method != "DELETE") co_return fail(ErrorCode::method_not_allowed, "use DELETE");
+        const auto target = wire::parse_id(rest[3]);
+        if (!target) co_return fail(ErrorCode::not_found, "not found");
+        auto r = co_await svc.remove_member(*auth, *id, *target);
+        co_return done_result(r);
+      }
+      if (rest.size() == 5 && rest[2] == "members") {
+        if (method != "PUT") co_return fail(ErrorCode::method_not_allowed, "use PUT");
+        const auto target = wire::parse_id(rest[3]);
+        if (!target) co_return fail(ErrorCode::not_found, "not found");
+        auto body = body_object(request);
+        if (auto* f = std::get_if<Failure>(&body)) co_return error_response(metrics, *f);
+        std::string role_text;
+        if (!string_field(std::get<json::object>(body), "role", role_text, true))
+          co_return fail(ErrorCode::bad_request, "role must be \"admin\" or \"member\"");
+        const auto role = domain::parse_member_role(role_text);
+        if (!role || *role == domain::MemberRole::owner)
+          co_return fail(ErrorCode::bad_request, "role must be \"admin\" or \"member\"");
+        auto r = co_await svc.set_role(*auth, *id, *target, *role);
+        co_return conversation_result(r);
+      }
+      if (rest.size() == 3 && rest[2] == "leave") {
+        if (method != "POST") co_return fail(ErrorCode::method_not_allowed, "use POST");
+        auto r = co_await svc.remove_member(*auth, *id, auth->user_id);
+        co_return done_result(r);
+      }
+      if (rest.size() == 3 && rest[2] == "receipts") {
         if (method != "GET") co_return fail(ErrorCode::method_not_allowed, "use GET");
-        auto r = co_await svc.get_conversation(*auth, *id);
+        auto r = co_await svc.receipts(*auth, *id);
         if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
-        co_return json_response(200, wire::conversation(std::get<domain::Conversation>(r)));
+        json::array out;
+        for (const auto& rc : std::get<std::vector<domain::Receipt>>(r)) {
+          out.push_back(json::object{{"user_id", wire::id(rc.user_id)},
+                                     {"delivered_seq", rc.delivered_seq},
+                                     {"read_seq", rc.read_seq}});
+        }
+        co_return json_response(200, json::object{{"receipts", std::move(out)}});
+      }
+      if (rest.size() == 3 && rest[2] == "invites") {
+        const auto invite_json = [](const store::Invite& i) {
+          return json::object{{"code", i.code},
+                              {"conversation_id", wire::id(i.conversation_id)},
+                              {"created_by", wire::id(i.created_by)},
+                              {"created_at", i.created_at}};
+        };
+        if (method == "POST") {
+          auto r = co_await svc.create_invite(*auth, *id);
+          if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
+          co_return json_response(201, invite_json(std::get<store::Invite>(r)));
+        }
+        if (method == "GET") {
+          auto r = co_await svc.list_invites(*auth, *id);
+          if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
+          json::array out;
+          for (const auto& i : std::get<std::vector<store::Invite>>(r)) out.push_back(invite_json(i));
+          co_return json_response(200, json::object{{"invites", std::move(out)}});
+        }
+        co_return fail(ErrorCode::method_not_allowed, "use GET or POST");
+      }
+      if (rest.size() == 4 && rest[2] == "invites") {
+        if (method != "DELETE") co_return fail(ErrorCode::method_not_allowed, "use DELETE");
+        auto r = co_await svc.revoke_invite(*auth, *id, rest[3]);
+        co_return done_result(r);
       }
       if (rest.size() == 3 && rest[2] == "join") {
         if (method != "POST") co_return fail(ErrorCode::method_not_allowed, "use POST");
-        co_return fail(ErrorCode::not_implemented, "group conversations are not available yet");
+        auto body = body_object(request);
+        if (auto* f = std::get_if<Failure>(&body)) co_return error_response(metrics, *f);
+        std::string code;
+        if (!string_field(std::get<json::object>(body), "code", code, true))
+          co_return fail(ErrorCode::bad_request, "join needs the invite code");
+        auto r = co_await svc.join(*auth, *id, std::move(code));
+        co_return conversation_result(r);
       }
       if (rest.size() == 3 && rest[2] == "messages") {
         if (method == "GET") {
@@ -353,6 +484,35 @@ net::awaitable<Response> Router::handle(Request request) {
         co_return fail(ErrorCode::method_not_allowed, "use GET or POST");
       }
       co_return fail(ErrorCode::not_found, "no such route");
+    }
+
+    if (!rest.empty() && rest[0] == "messages" && rest.size() != 3) {
+      const auto id = wire::parse_id(rest[1]);
+      if (!id) co_return fail(ErrorCode::not_found, "not found");
+      service::Result<service::ChatService::Change> r =
+          failure(ErrorCode::method_not_allowed, "method not allowed");
+      bool deleted = false;
+      if (rest.size() == 2 && method == "PATCH") {
+        auto body = body_object(request);
+        if (auto* f = std::get_if<Failure>(&body)) co_return error_response(metrics, *f);
+        std::string text;
+        if (!string_field(std::get<json::object>(body), "body", text, true))
+          co_return fail(ErrorCode::bad_request, "edit needs a string body");
+        r = co_await svc.edit_message(*auth, *id, std::move(text));
+      } else if (rest.size() == 2 && method == "DELETE") {
+        r = co_await svc.delete_message(*auth, *id);
+        deleted = true;
+      } else if (rest.size() == 4 && (method == "PUT" || method == "DELETE")) {
+        r = co_await svc.react(*auth, *id, rest[3], method == "PUT");
+      }
+      if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
+      if (deleted) {
+        Response res;
+        res.status = 204;
+        res.content_type.clear();
+        co_return res;
+      }
+      co_return json_response(200, wire::message(std::get<service::ChatService::Change>(r).message));
     }
 
     if (rest.size() == 3 && rest[0] == "messages" && rest[2] == "read") {

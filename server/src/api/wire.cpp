@@ -51,6 +51,23 @@ json::object message(const domain::Message& m) {
   o["body"] = m.body;
   o["client_msg_id"] = m.client_msg_id;
   o["created_at"] = m.created_at;
+  o["ref_id"] = m.ref_id ? json::value(id(*m.ref_id)) : json::value(nullptr);
+  json::value data = nullptr;
+  if (!m.data.empty()) {
+    json::error_code ec;
+    data = json::parse(m.data, ec);
+    if (ec) data = nullptr;
+  }
+  o["data"] = std::move(data);
+  o["edited_at"] = m.edited_at ? json::value(*m.edited_at) : json::value(nullptr);
+  o["deleted"] = m.deleted;
+  json::array reactions;
+  for (const auto& r : m.reactions) {
+    json::array users;
+    for (auto u : r.user_ids) users.emplace_back(id(u));
+    reactions.push_back(json::object{{"emoji", r.emoji}, {"user_ids", std::move(users)}});
+  }
+  o["reactions"] = std::move(reactions);
   return o;
 }
 
@@ -67,7 +84,9 @@ json::object conversation(const domain::Conversation& c) {
                                    {"username", m.username},
                                    {"display_name", m.display_name},
                                    {"role", domain::to_string(m.role)},
-                                   {"joined_at", m.joined_at}});
+                                   {"joined_at", m.joined_at},
+                                   {"delivered_seq", m.delivered_seq},
+                                   {"read_seq", m.read_seq}});
   }
   o["members"] = std::move(members);
   o["last_message"] = c.last_message ? json::value(message(*c.last_message)) : json::value(nullptr);

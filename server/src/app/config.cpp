@@ -76,6 +76,9 @@ const std::vector<Option>& options() {
       {"--auth-timeout-ms", "CHATD_AUTH_TIMEOUT_MS",
        "time a new WebSocket has to authenticate (default 10000)",
        [](Config& c, std::string_view v) { return parse_ms(v, c.auth_timeout); }},
+      {"--presence-grace-ms", "CHATD_PRESENCE_GRACE_MS",
+       "how long a user stays online after the last device disconnects (default 5000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.presence_grace); }},
       {"--rate-auth-ip-per-min", "CHATD_RATE_AUTH_IP_PER_MIN",
        "logins+registrations per IP per minute (default 30)",
        [](Config& c, std::string_view v) { return parse_double(v, c.rate_auth_ip_per_min); }},
@@ -100,6 +103,11 @@ const std::vector<Option>& options() {
            if (comma == std::string_view::npos) break;
            v.remove_prefix(comma + 1);
          }
+         return true;
+       }},
+      {"--web-root", "CHATD_WEB_ROOT", "directory of the built web client to serve at / (default: none)",
+       [](Config& c, std::string_view v) {
+         c.web_root = std::string(v);
          return true;
        }},
       {"--log-level", "CHATD_LOG_LEVEL", "debug, info, warn or error (default info)",

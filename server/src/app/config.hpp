@@ -23,6 +23,8 @@ struct Config {
   std::chrono::seconds refresh_ttl{30LL * 24 * 3600};
   std::vector<std::string> allowed_origins;
   std::string log_level = "info";
+  std::string web_root;  // empty: do not serve the web client
+  std::chrono::milliseconds presence_grace{5'000};
   int hash_threads = 2;
   int hash_queue_max = 64;
 };

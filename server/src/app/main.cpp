@@ -5,8 +5,10 @@
 #include "auth/password_hasher.hpp"
 #include "gateway/hub.hpp"
 #include "net/server.hpp"
+#include "net/static_files.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "presence/presence_tracker.hpp"
 #include "service/chat_service.hpp"
 #include "store/errors.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -95,7 +97,28 @@ int run(const app::Config& config) {
   net_options.auth_timeout = config.auth_timeout;
   net_options.send_rate_per_s = config.rate_send_per_sec;
   net_options.allowed_origins = config.allowed_origins;
-  transport::ServerContext server_ctx{net_options, router, service, hub, metrics};
+  presence::PresenceTracker presence(
+      *shards.front(), hub, config.presence_grace, wall_ms,
+      [&store, ex = shards.front()->get_executor()](domain::UserId user, domain::TimeMs when) {
+        // Fire and forget: last_seen is best effort (a crash loses at most the last grace period).
+        net::co_spawn(
+            ex,
+            [&store, user, when]() -> net::awaitable<void> {
+              auto job = [user, when](store::WriteContext& w) {
+                w.store.set_last_seen(user, when);
+                return true;
+              };
+              co_await store.write(std::move(job));
+            },
+            [](std::exception_ptr) {});
+      });
+  std::unique_ptr<transport::StaticFiles> web;
+  if (!config.web_root.empty()) {
+    web = std::make_unique<transport::StaticFiles>(config.web_root);
+    obs::log_info("serving the web client from " + config.web_root + " (" + std::to_string(web->size()) +
+                  " files)");
+  }
+  transport::ServerContext server_ctx{net_options, router, service, hub, metrics, presence, web.get()};
   transport::Server server(shards, server_ctx);
 
   const auto endpoint =

@@ -42,6 +42,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "email_taken";
     case ErrorCode::idempotency_conflict:
       return "idempotency_conflict";
+    case ErrorCode::group_full:
+      return "group_full";
     case ErrorCode::payload_too_large:
       return "payload_too_large";
     case ErrorCode::rate_limited:
@@ -82,6 +84,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::username_taken:
     case ErrorCode::email_taken:
     case ErrorCode::idempotency_conflict:
+    case ErrorCode::group_full:
       return 409;
     case ErrorCode::payload_too_large:
       return 413;

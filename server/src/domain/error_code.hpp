@@ -27,6 +27,7 @@ enum class ErrorCode : std::uint8_t {
   username_taken,        // username already registered (case-insensitive)
   email_taken,           // email already registered (case-insensitive)
   idempotency_conflict,  // client_msg_id already used for another conversation
+  group_full,            // the change would take a group past 100 members
   payload_too_large,     // request body above the limit
   rate_limited,          // too many requests; retry after Retry-After seconds
   not_implemented,       // a documented endpoint whose feature has not landed yet

@@ -22,6 +22,13 @@ inline constexpr int search_results_default = 20;
 inline constexpr int search_results_max = 50;
 inline constexpr int history_page_default = 50;
 inline constexpr int history_page_max = 100;
+inline constexpr std::size_t group_members_max = 100;
+inline constexpr std::size_t group_name_code_points_max = 100;
+inline constexpr std::size_t emoji_code_points_max = 16;
+inline constexpr std::size_t presence_watch_max = 500;
+inline constexpr int sync_page_default = 500;
+inline constexpr int sync_page_max = 1000;
+inline constexpr std::size_t sync_since_max = 10'000;
 
 // A JSON-escaped body of 100,000 code points can take 6 bytes per code point ("\u00e9"), so the
 // frame and request limits leave room for that; anything larger is refused before it is parsed.

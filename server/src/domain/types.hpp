@@ -37,8 +37,19 @@ struct Member {
   std::string display_name;
   MemberRole role = MemberRole::member;
   TimeMs joined_at = 0;
+  Seq delivered_seq = 0;
+  Seq read_seq = 0;
 };
 
+struct Reaction {
+  std::string emoji;
+  std::vector<UserId> user_ids;
+};
+
+// One entry of a conversation's log. `type` is "text" for a message, or an event: edit, delete,
+// reaction, created, member_added, member_removed, member_left, member_joined, renamed,
+// role_changed (see docs/protocol.md). A text entry read back from the store shows its current
+// state: edited body and edited_at, deleted, reactions.
 struct Message {
   MessageId id = 0;
   ConversationId conversation_id = 0;
@@ -48,6 +59,18 @@ struct Message {
   std::string body;
   std::string client_msg_id;
   TimeMs created_at = 0;
+  std::optional<MessageId> ref_id;  // the message an edit/delete/reaction is about
+  std::string data;                 // event details as a JSON object text ("" for none)
+  std::optional<TimeMs> edited_at;
+  bool deleted = false;
+  std::vector<Reaction> reactions;
+};
+
+// A member's receipt watermarks in one conversation.
+struct Receipt {
+  UserId user_id = 0;
+  Seq delivered_seq = 0;
+  Seq read_seq = 0;
 };
 
 struct Conversation {

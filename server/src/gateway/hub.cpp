@@ -62,6 +62,40 @@ void Hub::revoke_session(domain::UserId user, domain::SessionId session) {
   }
 }
 
+void Hub::watch(std::size_t shard,
+                const std::shared_ptr<Connection>& connection,
+                const std::vector<domain::UserId>& users) {
+  auto& watchers = registries_[shard]->watchers;
+  for (auto u : users) watchers[u].push_back(connection);
+}
+
+void Hub::unwatch(std::size_t shard, std::uint64_t connection_id, const std::vector<domain::UserId>& users) {
+  auto& watchers = registries_[shard]->watchers;
+  for (auto u : users) {
+    auto it = watchers.find(u);
+    if (it == watchers.end()) continue;
+    std::erase_if(it->second, [&](const std::weak_ptr<Connection>& w) {
+      auto c = w.lock();
+      return !c || c->connection_id() == connection_id;
+    });
+    if (it->second.empty()) watchers.erase(it);
+  }
+}
+
+void Hub::publish_to_watchers(domain::UserId subject, SharedFrame frame) {
+  for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
+    net::post(*shards_[shard], [this, shard, subject, frame] {
+      auto& watchers = registries_[shard]->watchers;
+      auto it = watchers.find(subject);
+      if (it == watchers.end()) return;
+      const auto targets = it->second;
+      for (const auto& weak : targets) {
+        if (auto c = weak.lock()) c->deliver(frame);
+      }
+    });
+  }
+}
+
 void Hub::close_all() {
   for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
     net::post(*shards_[shard], [this, shard] {

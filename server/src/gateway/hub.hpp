@@ -41,12 +41,20 @@ class Hub {
   // Any thread. Closes every connection with 1001 (server shutdown).
   void close_all();
 
+  // Presence watchers. watch/unwatch: shard thread only. publish_to_watchers: any thread.
+  void watch(std::size_t shard,
+             const std::shared_ptr<Connection>& connection,
+             const std::vector<domain::UserId>& users);
+  void unwatch(std::size_t shard, std::uint64_t connection_id, const std::vector<domain::UserId>& users);
+  void publish_to_watchers(domain::UserId subject, SharedFrame frame);
+
   // Called once per frame handed to a connection; wired to the messages_out metric.
   std::function<void(std::size_t)> on_delivered;
 
  private:
   struct Registry {
     std::unordered_map<domain::UserId, std::vector<std::weak_ptr<Connection>>> by_user;
+    std::unordered_map<domain::UserId, std::vector<std::weak_ptr<Connection>>> watchers;
   };
   std::vector<net::io_context*> shards_;
   std::vector<std::unique_ptr<Registry>> registries_;

@@ -1,6 +1,8 @@
 #include "gateway/protocol.hpp"
 
 #include "api/wire.hpp"
+#include "domain/limits.hpp"
+#include "domain/utf8.hpp"
 #include "domain/validation.hpp"
 
 #include <boost/json.hpp>
@@ -51,26 +53,115 @@ ClientFrame parse_read(const json::object& o) {
 
 }  // namespace
 
-ClientFrame parse_client_frame(std::string_view text) {
-  json::error_code ec;
-  json::parse_options options;
-  options.max_depth = 16;
-  json::value v = json::parse(text, ec, {}, options);
-  if (ec) return fail(ErrorCode::bad_json, "frame is not valid JSON");
-  const auto* o = v.if_object();
-  if (o == nullptr) return fail(ErrorCode::bad_json, "frame must be a JSON object");
-  const auto* type = get_string(*o, "type");
-  if (type == nullptr) return fail(ErrorCode::bad_request, "frame needs a string \"type\"");
-  if (*type == "send") return parse_send(*o);
-  if (*type == "ping") return PingFrame{};
-  if (*type == "read") return parse_read(*o);
-  if (*type == "auth") {
-    const auto* token = get_string(*o, "token");
+namespace {
+
+std::optional<std::int64_t> get_id(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v != nullptr ? api::wire::parse_id(*v) : std::nullopt;
+}
+
+ClientFrame parse_delivered(const json::object& o) {
+  const auto conversation = get_id(o, "conversation_id");
+  const auto* seq = o.if_contains("seq");
+  if (!conversation || seq == nullptr || !seq->is_int64() || seq->get_int64() < 0)
+    return fail(ErrorCode::bad_request, "delivered needs conversation_id and a non-negative integer seq");
+  return DeliveredFrame{*conversation, seq->get_int64()};
+}
+
+ClientFrame parse_change(const json::object& o, std::string_view type) {
+  const auto message = get_id(o, "message_id");
+  if (!message) return fail(ErrorCode::bad_request, "message_id must be an id");
+  if (type == "delete") return DeleteFrame{*message};
+  if (type == "edit") {
+    const auto* body = get_string(o, "body");
+    if (body == nullptr) return fail(ErrorCode::bad_request, "edit needs a string body");
+    if (auto err = domain::check_body(*body)) return fail(*err, "body is not a valid message body");
+    return EditFrame{*message, std::string(*body)};
+  }
+  const auto* emoji = get_string(o, "emoji");
+  if (emoji == nullptr) return fail(ErrorCode::bad_request, "react needs a string emoji");
+  const auto* on = o.if_contains("on");
+  if (on != nullptr && !on->is_bool()) return fail(ErrorCode::bad_request, "on must be a boolean");
+  return ReactFrame{*message, std::string(*emoji), on == nullptr || on->get_bool()};
+}
+
+ClientFrame parse_presence(const json::object& o) {
+  const auto* ids = o.if_contains("user_ids");
+  const auto* arr = ids != nullptr ? ids->if_array() : nullptr;
+  if (arr == nullptr || arr->size() > domain::limits::presence_watch_max)
+    return fail(ErrorCode::bad_request, "user_ids must be an array of at most 500 ids");
+  PresenceSubscribeFrame f;
+  for (const auto& v : *arr) {
+    auto id = api::wire::parse_id(v);
+    if (!id) return fail(ErrorCode::bad_request, "user_ids must be ids");
+    f.user_ids.push_back(*id);
+  }
+  return f;
+}
+
+ClientFrame parse_sync(const json::object& o) {
+  SyncFrame f;
+  if (const auto* since = o.if_contains("since"); since != nullptr && !since->is_null()) {
+    const auto* obj = since->if_object();
+    if (obj == nullptr || obj->size() > domain::limits::sync_since_max)
+      return fail(ErrorCode::bad_request, "since must be an object of conversation_id: seq");
+    for (const auto& kv : *obj) {
+      auto id = api::wire::parse_id(std::string_view(kv.key()));
+      if (!id || !kv.value().is_int64() || kv.value().get_int64() < 0)
+        return fail(ErrorCode::bad_request, "since must map conversation ids to non-negative seqs");
+      f.since.emplace_back(*id, kv.value().get_int64());
+    }
+  }
+  if (const auto* limit = o.if_contains("limit"); limit != nullptr) {
+    if (!limit->is_int64() || limit->get_int64() < 1 || limit->get_int64() > domain::limits::sync_page_max)
+      return fail(ErrorCode::bad_request, "limit must be 1..1000");
+    f.limit = static_cast<int>(limit->get_int64());
+  }
+  return f;
+}
+
+ClientFrame parse_object(const json::object& o, std::string_view type) {
+  if (type == "send") return parse_send(o);
+  if (type == "ping") return PingFrame{};
+  if (type == "read") return parse_read(o);
+  if (type == "delivered") return parse_delivered(o);
+  if (type == "edit" || type == "delete" || type == "react") return parse_change(o, type);
+  if (type == "presence_subscribe") return parse_presence(o);
+  if (type == "sync") return parse_sync(o);
+  if (type == "typing") {
+    const auto conversation = get_id(o, "conversation_id");
+    if (!conversation) return fail(ErrorCode::bad_request, "typing needs a conversation_id");
+    return TypingFrame{*conversation};
+  }
+  if (type == "auth") {
+    const auto* token = get_string(o, "token");
     if (token == nullptr || token->empty() || token->size() > 256)
       return fail(ErrorCode::bad_request, "auth needs a token");
     return AuthFrame{std::string(*token)};
   }
   return fail(ErrorCode::unknown_type, "unknown frame type");
+}
+
+}  // namespace
+
+ParsedFrame parse_client_frame(std::string_view text) {
+  json::error_code ec;
+  json::parse_options options;
+  options.max_depth = 16;
+  json::value v = json::parse(text, ec, {}, options);
+  if (ec) return {fail(ErrorCode::bad_json, "frame is not valid JSON"), {}};
+  const auto* o = v.if_object();
+  if (o == nullptr) return {fail(ErrorCode::bad_json, "frame must be a JSON object"), {}};
+  std::string request_id;
+  if (const auto* rid = o->if_contains("request_id"); rid != nullptr) {
+    const auto* str = rid->if_string();
+    if (str == nullptr || str->empty() || str->size() > 64 || !domain::is_valid_utf8(*str))
+      return {fail(ErrorCode::bad_request, "request_id must be a string of 1..64 characters"), {}};
+    request_id = std::string(*str);
+  }
+  const auto* type = get_string(*o, "type");
+  if (type == nullptr) return {fail(ErrorCode::bad_request, "frame needs a string \"type\""), request_id};
+  return {parse_object(*o, *type), request_id};
 }
 
 namespace frames {
@@ -103,16 +194,58 @@ std::string message(const domain::Message& m) {
   return json::serialize(json::object{{"type", "message"}, {"message", api::wire::message(m)}});
 }
 
-std::string receipt(domain::ConversationId conversation, domain::UserId user, domain::Seq read_seq) {
+std::string receipt(domain::ConversationId conversation,
+                    domain::UserId user,
+                    domain::Seq delivered_seq,
+                    domain::Seq read_seq) {
   return json::serialize(json::object{{"type", "receipt"},
                                       {"conversation_id", api::wire::id(conversation)},
                                       {"user_id", api::wire::id(user)},
+                                      {"delivered_seq", delivered_seq},
                                       {"read_seq", read_seq}});
 }
 
-std::string error(ErrorCode code, std::string_view message, std::string_view client_msg_id) {
+std::string typing(domain::ConversationId conversation, domain::UserId user, std::int64_t expires_in_ms) {
+  return json::serialize(json::object{{"type", "typing"},
+                                      {"conversation_id", api::wire::id(conversation)},
+                                      {"user_id", api::wire::id(user)},
+                                      {"expires_in_ms", expires_in_ms}});
+}
+
+std::string presence(domain::UserId user, bool online, std::optional<domain::TimeMs> last_seen) {
+  return json::serialize(
+      json::object{{"type", "presence"},
+                   {"user_id", api::wire::id(user)},
+                   {"status", online ? "online" : "offline"},
+                   {"last_seen", last_seen ? json::value(*last_seen) : json::value(nullptr)}});
+}
+
+std::string ok(std::string_view request_id, const domain::Message& event) {
+  return json::serialize(
+      json::object{{"type", "ok"}, {"request_id", request_id}, {"message", api::wire::message(event)}});
+}
+
+std::string sync_batch(const std::vector<domain::Message>& events,
+                       bool has_more,
+                       const std::vector<domain::ConversationId>& removed) {
+  json::array list;
+  list.reserve(events.size());
+  for (const auto& e : events) list.push_back(api::wire::message(e));
+  json::array gone;
+  for (auto id : removed) gone.emplace_back(api::wire::id(id));
+  return json::serialize(json::object{{"type", "sync_batch"},
+                                      {"events", std::move(list)},
+                                      {"has_more", has_more},
+                                      {"removed", std::move(gone)}});
+}
+
+std::string error(ErrorCode code,
+                  std::string_view message,
+                  std::string_view client_msg_id,
+                  std::string_view request_id) {
   json::object o{{"type", "error"}, {"code", domain::to_string(code)}, {"message", message}};
   if (!client_msg_id.empty()) o["client_msg_id"] = client_msg_id;
+  if (!request_id.empty()) o["request_id"] = request_id;
   return json::serialize(o);
 }
 

@@ -2,6 +2,7 @@
 
 #include "api/router.hpp"
 #include "domain/limits.hpp"
+#include "net/static_files.hpp"
 #include "net/ws_session.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
@@ -65,6 +66,30 @@ bool origin_allowed(const http::request<http::string_body>& req, const ServerCon
 
 std::string path_of(std::string_view target) {
   return std::string(target.substr(0, target.find('?')));
+}
+
+// The web client. Its HTML may load only our own scripts, styles and sockets; content-hashed assets
+// are cached for a year, everything else is revalidated.
+http::response<http::string_body> static_response(const StaticFiles& web,
+                                                  const std::string& path,
+                                                  unsigned version,
+                                                  bool keep_alive) {
+  const auto* file = path.find("..") == std::string::npos ? web.find(path) : nullptr;
+  if (file == nullptr) return error_page(404, "not_found", "no such file", version);
+  http::response<http::string_body> res{http::status::ok, version};
+  res.set(http::field::server, "chatd");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Content-Security-Policy",
+          "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; style-src 'self'; "
+          "script-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; "
+          "frame-ancestors 'none'");
+  res.set(http::field::content_type, file->content_type);
+  res.set(http::field::cache_control, file->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+  res.body() = file->body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
 }
 
 // After refusing a request whose body is still arriving: stop sending, then read and discard for a
@@ -188,6 +213,17 @@ net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::siz
       auto session = std::make_shared<WsSession>(stream.release_socket(), ctx, shard);
       session->start(std::move(req));
       co_return;
+    }
+
+    if (ctx.web != nullptr && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+      const auto path = path_of(req.target());
+      if (path.rfind("/api/", 0) != 0 && path != "/healthz" && path != "/metrics" && path != "/ws") {
+        auto res = static_response(*ctx.web, path, req.version(), req.keep_alive() && !ctx.stopping.load());
+        if (req.method() == http::verb::head) res.body().clear();
+        auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        if (wec || !res.keep_alive()) break;
+        continue;
+      }
     }
 
     ctx.in_flight.fetch_add(1);

@@ -15,11 +15,16 @@ class Hub;
 namespace chat::obs {
 class Metrics;
 }
+namespace chat::presence {
+class PresenceTracker;
+}
 namespace chat::service {
 class ChatService;
 }
 
 namespace chat::transport {
+
+class StaticFiles;
 
 // What every HTTP and WebSocket session needs, owned by app/ and outliving all sessions.
 struct ServerContext {
@@ -36,6 +41,8 @@ struct ServerContext {
   service::ChatService& service;
   gateway::Hub& hub;
   obs::Metrics& metrics;
+  presence::PresenceTracker& presence;
+  const StaticFiles* web = nullptr;  // the web client, when --web-root is set
   // Requests being handled and WebSockets open: graceful shutdown waits for both to drain.
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::int64_t> websockets{0};

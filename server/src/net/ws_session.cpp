@@ -5,6 +5,7 @@
 #include "gateway/hub.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
+#include "presence/presence_tracker.hpp"
 #include "service/chat_service.hpp"
 #include "store/errors.hpp"
 
@@ -23,6 +24,8 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 // pushes back on the client through TCP.
 constexpr int kSendsInFlightMax = 32;
 constexpr std::size_t kReadBufferKeepBytes = 16 * 1024;
+constexpr auto kTypingInterval = std::chrono::seconds(2);
+constexpr std::size_t kTypingConversationsMax = 64;
 
 domain::TimeMs now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -39,6 +42,7 @@ WsSession::WsSession(tcp::socket socket, ServerContext& ctx, std::size_t shard)
       id_(ctx.next_connection_id.fetch_add(1)),
       wake_(ws_.get_executor(), std::chrono::steady_clock::time_point::max()),
       auth_timer_(ws_.get_executor()),
+      send_slot_(ws_.get_executor(), std::chrono::steady_clock::time_point::max()),
       send_bucket_(
           ctx.options.send_rate_per_s, ctx.options.send_rate_per_s * 2, std::chrono::steady_clock::now()) {}
 
@@ -128,6 +132,7 @@ void WsSession::authenticated(const domain::AuthContext& auth) {
   auth_ = auth;
   auth_timer_.cancel();
   ctx_.hub.attach(shard_, auth.user_id, shared_from_this());
+  ctx_.presence.connected(auth.user_id);
   const auto heartbeat =
       std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.options.ws_idle_timeout) / 2;
   send_text(gateway::frames::ready(auth.user_id, auth.session_id, auth.device_id, heartbeat.count()));
@@ -151,11 +156,17 @@ net::awaitable<void> WsSession::reader() {
   closed_ = true;
   wake_.cancel();
   auth_timer_.cancel();
-  if (auth_) ctx_.hub.detach(shard_, auth_->user_id, id_);
+  if (auth_) {
+    ctx_.hub.detach(shard_, auth_->user_id, id_);
+    ctx_.hub.unwatch(shard_, id_, watched_);
+    ctx_.presence.disconnected(auth_->user_id);
+  }
 }
 
 net::awaitable<void> WsSession::handle_frame(std::string text) {
-  auto frame = gateway::parse_client_frame(text);
+  auto parsed = gateway::parse_client_frame(text);
+  auto& frame = parsed.frame;
+  const std::string& rid = parsed.request_id;
   if (!auth_) {
     if (auto* a = std::get_if<gateway::AuthFrame>(&frame)) {
       std::optional<domain::AuthContext> auth;
@@ -186,8 +197,7 @@ net::awaitable<void> WsSession::handle_frame(std::string text) {
   }
 
   if (auto* e = std::get_if<gateway::FrameError>(&frame)) {
-    ctx_.metrics.count_error(e->code);
-    send_text(gateway::frames::error(e->code, e->message, e->client_msg_id));
+    reply_error(e->code, e->message, rid, e->client_msg_id);
     co_return;
   }
   if (std::holds_alternative<gateway::PingFrame>(frame)) {
@@ -195,51 +205,128 @@ net::awaitable<void> WsSession::handle_frame(std::string text) {
     co_return;
   }
   if (std::holds_alternative<gateway::AuthFrame>(frame)) {
-    send_text(gateway::frames::error(ErrorCode::bad_request, "already authenticated"));
+    reply_error(ErrorCode::bad_request, "already authenticated", rid);
     co_return;
   }
   if (auto* s = std::get_if<gateway::SendFrame>(&frame)) {
     std::chrono::milliseconds wait{};
     if (!send_bucket_.try_take(std::chrono::steady_clock::now(), &wait)) {
-      ctx_.metrics.count_error(ErrorCode::rate_limited);
-      send_text(
-          gateway::frames::error(ErrorCode::rate_limited, "sending too fast; retry later", s->client_msg_id));
+      reply_error(ErrorCode::rate_limited, "sending too fast; retry later", rid, s->client_msg_id);
       co_return;
     }
-    if (sends_in_flight_ >= kSendsInFlightMax) {
-      co_await handle_send(std::move(*s));
-    } else {
-      // Pipelined: the reader goes on while the store commits. Sends of one connection still
-      // reach the writer queue in the order they were read (each coroutine starts in order and
-      // enqueues before its first suspension that is not the store).
-      auto self = shared_from_this();
-      net::co_spawn(
-          ws_.get_executor(), [self, f = std::move(*s)]() mutable { return self->handle_send(std::move(f)); },
-          net::detached);
+    // Pipelined: the reader goes on while the store commits, up to kSendsInFlightMax; past it the
+    // reader waits for a slot, which pushes back on the client through TCP. Sends of one
+    // connection reach the writer queue in the order they were read: each coroutine is started
+    // in order and enqueues its write before it first suspends.
+    while (sends_in_flight_ >= kSendsInFlightMax && !closed_) {
+      auto [ec] = co_await send_slot_.async_wait(net::as_tuple(net::use_awaitable));
+      (void)ec;  // cancel_one() is the signal
     }
+    ++sends_in_flight_;
+    auto self = shared_from_this();
+    net::co_spawn(
+        ws_.get_executor(), [self, f = std::move(*s)]() mutable { return self->handle_send(std::move(f)); },
+        net::detached);
     co_return;
   }
-  if (auto* r = std::get_if<gateway::ReadFrame>(&frame)) {
-    try {
-      auto result = co_await ctx_.service.mark_read_seq(*auth_, r->conversation_id, r->seq);
-      if (auto* f = service::failed(result)) {
-        ctx_.metrics.count_error(f->code);
-        send_text(gateway::frames::error(f->code, f->message));
-      }
-    } catch (const std::exception&) {
-      ctx_.metrics.count_error(ErrorCode::unavailable);
-      send_text(gateway::frames::error(ErrorCode::unavailable, "temporarily unavailable; retry"));
-    }
+  if (auto* t = std::get_if<gateway::TypingFrame>(&frame)) {
+    // Ephemeral and rate-limited: extra typing frames inside the window are dropped silently.
+    const auto now = std::chrono::steady_clock::now();
+    if (last_typing_.size() > kTypingConversationsMax) last_typing_.clear();
+    auto& last = last_typing_[t->conversation_id];
+    if (last != std::chrono::steady_clock::time_point{} && now - last < kTypingInterval) co_return;
+    last = now;
+  }
+  if (auto* p = std::get_if<gateway::PresenceSubscribeFrame>(&frame)) {
+    co_await handle_presence(std::move(p->user_ids), rid);
     co_return;
+  }
+  // Everything else goes through the ChatService and answers errors (and `ok` for changes).
+  try {
+    co_await dispatch(frame, rid);
+  } catch (const store::StoreUnavailable&) {
+    reply_error(ErrorCode::unavailable, "store temporarily unavailable; retry", rid);
+  } catch (const std::exception& e) {
+    obs::log_error(std::string("frame failed: ") + e.what());
+    reply_error(ErrorCode::internal, "internal error", rid);
+  }
+}
+
+void WsSession::reply_error(ErrorCode code,
+                            std::string_view message,
+                            std::string_view request_id,
+                            std::string_view client_msg_id) {
+  ctx_.metrics.count_error(code);
+  send_text(gateway::frames::error(code, message, client_msg_id, request_id));
+}
+
+net::awaitable<void> WsSession::dispatch(gateway::ClientFrame& frame, const std::string& rid) {
+  auto& svc = ctx_.service;
+  const auto auth = *auth_;
+  const auto on_change = [&](const service::Result<service::ChatService::Change>& r) {
+    if (auto* f = service::failed(r)) return reply_error(f->code, f->message, rid);
+    send_text(gateway::frames::ok(rid, std::get<service::ChatService::Change>(r).event));
+  };
+  if (auto* r = std::get_if<gateway::ReadFrame>(&frame)) {
+    auto result = co_await svc.mark_read_seq(auth, r->conversation_id, r->seq);
+    if (auto* f = service::failed(result)) reply_error(f->code, f->message, rid);
+  } else if (auto* d = std::get_if<gateway::DeliveredFrame>(&frame)) {
+    auto result = co_await svc.mark_delivered_seq(auth, d->conversation_id, d->seq);
+    if (auto* f = service::failed(result)) reply_error(f->code, f->message, rid);
+  } else if (auto* t = std::get_if<gateway::TypingFrame>(&frame)) {
+    auto result = co_await svc.typing(auth, t->conversation_id);
+    if (auto* f = service::failed(result)) reply_error(f->code, f->message, rid);
+  } else if (auto* e = std::get_if<gateway::EditFrame>(&frame)) {
+    auto result = co_await svc.edit_message(auth, e->message_id, std::move(e->body));
+    on_change(result);
+  } else if (auto* del = std::get_if<gateway::DeleteFrame>(&frame)) {
+    auto result = co_await svc.delete_message(auth, del->message_id);
+    on_change(result);
+  } else if (auto* re = std::get_if<gateway::ReactFrame>(&frame)) {
+    auto result = co_await svc.react(auth, re->message_id, std::move(re->emoji), re->on);
+    on_change(result);
+  } else if (auto* sy = std::get_if<gateway::SyncFrame>(&frame)) {
+    auto result = co_await svc.sync(auth, std::move(sy->since), sy->limit);
+    if (auto* f = service::failed(result)) {
+      reply_error(f->code, f->message, rid);
+    } else {
+      const auto& page = std::get<store::SyncPage>(result);
+      send_text(gateway::frames::sync_batch(page.events, page.has_more, page.removed));
+    }
+  }
+}
+
+net::awaitable<void> WsSession::handle_presence(std::vector<domain::UserId> users, std::string rid) {
+  try {
+    auto allowed = co_await ctx_.service.watchable(*auth_, std::move(users));
+    if (closed_) co_return;
+    ctx_.hub.unwatch(shard_, id_, watched_);
+    watched_ = allowed;
+    ctx_.hub.watch(shard_, shared_from_this(), watched_);
+    for (auto u : watched_) {
+      auto status = ctx_.presence.status(u);
+      if (!status) {
+        // Not seen since this process started: offline, with the last_seen the store kept.
+        auto profile = co_await ctx_.service.get_profile(*auth_, u);
+        status = presence::PresenceTracker::Status{};
+        if (auto* user = std::get_if<domain::User>(&profile)) status->last_seen = user->last_seen;
+      }
+      send_text(gateway::frames::presence(u, status->online, status->last_seen));
+    }
+  } catch (const std::exception&) {
+    reply_error(ErrorCode::unavailable, "store temporarily unavailable; retry", rid);
   }
 }
 
 net::awaitable<void> WsSession::handle_send(gateway::SendFrame frame) {
-  ++sends_in_flight_;
   struct Done {
     int& n;
-    ~Done() { --n; }
-  } done{sends_in_flight_};
+    net::steady_timer& slot;
+    ~Done() {
+      --n;
+      slot.cancel_one();
+    }
+  } done{sends_in_flight_, send_slot_};
   const std::string client_msg_id = frame.client_msg_id;
   try {
     auto result = co_await ctx_.service.send(*auth_, frame.conversation_id, std::move(frame.client_msg_id),

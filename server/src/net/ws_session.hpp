@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace chat::transport {
 
@@ -41,6 +43,12 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   net::awaitable<void> auth_deadline();
   net::awaitable<void> handle_frame(std::string text);
   net::awaitable<void> handle_send(gateway::SendFrame frame);
+  net::awaitable<void> dispatch(gateway::ClientFrame& frame, const std::string& request_id);
+  net::awaitable<void> handle_presence(std::vector<domain::UserId> users, std::string request_id);
+  void reply_error(domain::ErrorCode code,
+                   std::string_view message,
+                   std::string_view request_id,
+                   std::string_view client_msg_id = {});
   void send_text(std::string text);
   void authenticated(const domain::AuthContext& auth);
 
@@ -51,6 +59,7 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   beast::flat_buffer buffer_;
   net::steady_timer wake_;
   net::steady_timer auth_timer_;
+  net::steady_timer send_slot_;  // wakes the reader when a pipelined send finishes
   std::deque<gateway::SharedFrame> queue_;
   std::size_t queued_bytes_ = 0;
   std::optional<domain::AuthContext> auth_;
@@ -59,6 +68,8 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   bool counted_ = false;
   int sends_in_flight_ = 0;
   domain::TokenBucket send_bucket_;
+  std::vector<domain::UserId> watched_;  // presence subscriptions of this connection
+  std::unordered_map<domain::ConversationId, std::chrono::steady_clock::time_point> last_typing_;
 };
 
 }  // namespace chat::transport

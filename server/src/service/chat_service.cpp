@@ -314,7 +314,7 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
 void ChatService::publish_receipt(const store::ReadResult& result, domain::UserId user) {
   if (result.outcome != store::ReadOutcome::updated) return;
   auto frame = std::make_shared<const std::string>(
-      gateway::frames::receipt(result.conversation_id, user, result.read_seq));
+      gateway::frames::receipt(result.conversation_id, user, result.delivered_seq, result.read_seq));
   hub_.publish(result.members, std::move(frame));
 }
 
@@ -336,6 +336,19 @@ net::awaitable<Result<ReadOutcome>> ChatService::mark_read_seq(domain::AuthConte
     return w.store.mark_read_seq(self, conversation, seq, w.now);
   };
   const auto r = co_await store_.write(std::move(job18));
+  if (r.outcome == store::ReadOutcome::not_found) co_return not_found();
+  publish_receipt(r, self);
+  co_return ReadOutcome{r.conversation_id, r.read_seq};
+}
+
+net::awaitable<Result<ReadOutcome>> ChatService::mark_delivered_seq(domain::AuthContext auth,
+                                                                    domain::ConversationId conversation,
+                                                                    domain::Seq seq) {
+  const auto self = auth.user_id;
+  auto job = [self, conversation, seq](store::WriteContext& w) {
+    return w.store.mark_delivered_seq(self, conversation, seq, w.now);
+  };
+  const auto r = co_await store_.write(std::move(job));
   if (r.outcome == store::ReadOutcome::not_found) co_return not_found();
   publish_receipt(r, self);
   co_return ReadOutcome{r.conversation_id, r.read_seq};

@@ -141,12 +141,72 @@ class ChatService {
                                                     domain::ConversationId conversation,
                                                     domain::Seq seq);
 
+  net::awaitable<Result<ReadOutcome>> mark_delivered_seq(domain::AuthContext auth,
+                                                         domain::ConversationId conversation,
+                                                         domain::Seq seq);
+
+  // Groups. Each change is appended to the log and fanned out to the members it concerns.
+  net::awaitable<Result<domain::Conversation>> create_group(domain::AuthContext auth,
+                                                            std::string name,
+                                                            std::vector<domain::UserId> members);
+  net::awaitable<Result<domain::Conversation>> add_members(domain::AuthContext auth,
+                                                           domain::ConversationId id,
+                                                           std::vector<domain::UserId> users);
+  // target == auth.user_id is leaving.
+  net::awaitable<Result<bool>> remove_member(domain::AuthContext auth,
+                                             domain::ConversationId id,
+                                             domain::UserId target);
+  net::awaitable<Result<domain::Conversation>> rename_group(domain::AuthContext auth,
+                                                            domain::ConversationId id,
+                                                            std::string name);
+  net::awaitable<Result<domain::Conversation>> set_role(domain::AuthContext auth,
+                                                        domain::ConversationId id,
+                                                        domain::UserId target,
+                                                        domain::MemberRole role);
+  net::awaitable<Result<store::Invite>> create_invite(domain::AuthContext auth, domain::ConversationId id);
+  net::awaitable<Result<std::vector<store::Invite>>> list_invites(domain::AuthContext auth,
+                                                                  domain::ConversationId id);
+  net::awaitable<Result<bool>> revoke_invite(domain::AuthContext auth,
+                                             domain::ConversationId id,
+                                             std::string code);
+  net::awaitable<Result<domain::Conversation>> join(domain::AuthContext auth,
+                                                    domain::ConversationId id,
+                                                    std::string code);
+
+  // Edits, deletes and reactions: `event` is the new log entry, `message` the target's new state.
+  struct Change {
+    domain::Message event;
+    domain::Message message;
+  };
+  net::awaitable<Result<Change>> edit_message(domain::AuthContext auth,
+                                              domain::MessageId id,
+                                              std::string body);
+  net::awaitable<Result<Change>> delete_message(domain::AuthContext auth, domain::MessageId id);
+  net::awaitable<Result<Change>> react(domain::AuthContext auth,
+                                       domain::MessageId id,
+                                       std::string emoji,
+                                       bool on);
+
+  net::awaitable<Result<std::vector<domain::Receipt>>> receipts(domain::AuthContext auth,
+                                                                domain::ConversationId id);
+  net::awaitable<Result<store::SyncPage>> sync(
+      domain::AuthContext auth, std::vector<std::pair<domain::ConversationId, domain::Seq>> since, int limit);
+  // Typing: ephemeral, never stored; fanned out to the other members' devices.
+  net::awaitable<Result<bool>> typing(domain::AuthContext auth, domain::ConversationId id);
+  // The subset of `users` the caller may watch (shares a conversation with).
+  net::awaitable<std::vector<domain::UserId>> watchable(domain::AuthContext auth,
+                                                        std::vector<domain::UserId> users);
+
   net::awaitable<bool> healthy();
 
  private:
   net::awaitable<Result<SessionGrant>> grant(domain::User user, DeviceInfo device);
   std::optional<Failure> check_rate(const std::string& ip, const std::string& account);
   void publish_receipt(const store::ReadResult& result, domain::UserId user);
+  template <class Job>
+  net::awaitable<Result<store::ChangeResult>> change(Job job);
+  net::awaitable<Result<domain::Conversation>> conversation_after(domain::AuthContext auth,
+                                                                  Result<store::ChangeResult> r);
 
   store::StoreService& store_;
   gateway::Hub& hub_;

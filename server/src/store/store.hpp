@@ -2,6 +2,7 @@
 
 #include "domain/types.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,7 +102,48 @@ struct ReadResult {
   ReadOutcome outcome = ReadOutcome::not_found;
   ConversationId conversation_id = 0;
   Seq read_seq = 0;
+  Seq delivered_seq = 0;
   std::vector<UserId> members;
+};
+
+// Source of new message/event ids (the writer's snowflake generator).
+using NextId = std::function<MessageId()>;
+
+// The outcome of every change to a conversation (groups, edits, reactions).
+// `forbidden`: a member without the right (not admin, not the author, a direct conversation).
+// `group_full`: the change would take the group past domain::limits::group_members_max.
+// `invalid`: the change makes no sense (remove the owner, edit a deleted message).
+enum class ChangeOutcome { ok, not_found, forbidden, group_full, invalid };
+struct ChangeResult {
+  ChangeOutcome outcome = ChangeOutcome::not_found;
+  ConversationId conversation_id = 0;
+  std::vector<domain::Message> events;     // appended to the log, in seq order
+  std::vector<UserId> recipients;          // who receives the events
+  std::optional<domain::Message> message;  // edit/delete/react: the target in its new state
+};
+
+struct NewGroup {
+  UserId owner = 0;
+  std::string name;
+  std::vector<UserId> members;  // besides the owner
+};
+
+struct Invite {
+  std::string code;
+  ConversationId conversation_id = 0;
+  UserId created_by = 0;
+  TimeMs created_at = 0;
+};
+enum class InviteOutcome { ok, not_found, forbidden };
+struct InviteResult {
+  InviteOutcome outcome = InviteOutcome::not_found;
+  std::vector<Invite> invites;
+};
+
+struct SyncPage {
+  std::vector<domain::Message> events;  // by conversation, then seq
+  bool has_more = false;
+  std::vector<ConversationId> removed;  // named in `since` but not (or no longer) the viewer's
 };
 
 struct HistoryQuery {
@@ -156,6 +198,44 @@ class Store {
   // Moves the viewer's read watermark up to the seq of `message` (never down).
   virtual ReadResult mark_read(UserId viewer, MessageId message, TimeMs now) = 0;
   virtual ReadResult mark_read_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs now) = 0;
+  virtual ReadResult mark_delivered_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs now) = 0;
+
+  virtual ChangeResult create_group(const NewGroup& group, const NextId& next_id, TimeMs now) = 0;
+  virtual ChangeResult add_members(UserId actor,
+                                   ConversationId id,
+                                   const std::vector<UserId>& users,
+                                   const NextId& next_id,
+                                   TimeMs now) = 0;
+  // actor == target is leaving; otherwise an admin removing a member.
+  virtual ChangeResult remove_member(
+      UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now) = 0;
+  virtual ChangeResult rename_group(
+      UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now) = 0;
+  virtual ChangeResult set_role(UserId actor,
+                                ConversationId id,
+                                UserId target,
+                                domain::MemberRole role,
+                                const NextId& next_id,
+                                TimeMs now) = 0;
+  virtual ChangeResult join_by_invite(
+      UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) = 0;
+  virtual InviteResult create_invite(UserId actor,
+                                     ConversationId id,
+                                     const std::string& code,
+                                     TimeMs now) = 0;
+  virtual InviteOutcome revoke_invite(UserId actor,
+                                      ConversationId id,
+                                      const std::string& code,
+                                      TimeMs now) = 0;
+  virtual ChangeResult edit_message(
+      UserId actor, MessageId message, const std::string& body, const NextId& next_id, TimeMs now) = 0;
+  virtual ChangeResult delete_message(UserId actor, MessageId message, const NextId& next_id, TimeMs now) = 0;
+  virtual ChangeResult react(UserId actor,
+                             MessageId message,
+                             const std::string& emoji,
+                             bool on,
+                             const NextId& next_id,
+                             TimeMs now) = 0;
 
   // ---- any thread ----
   virtual std::optional<Credentials> find_credentials(std::string_view login_folded) = 0;
@@ -165,6 +245,17 @@ class Store {
   virtual std::vector<domain::Conversation> list_conversations(UserId viewer) = 0;
   virtual std::optional<domain::Conversation> get_conversation(UserId viewer, ConversationId id) = 0;
   virtual std::optional<HistoryPage> history(UserId viewer, ConversationId id, const HistoryQuery& query) = 0;
+  virtual InviteResult list_invites(UserId actor, ConversationId id) = 0;
+  virtual std::optional<std::vector<domain::Receipt>> receipts(UserId viewer, ConversationId id) = 0;
+  // The members, if `viewer` is one of them.
+  virtual std::optional<std::vector<UserId>> members_if_member(UserId viewer, ConversationId id) = 0;
+  // The subset of `users` that share at least one conversation with `viewer`.
+  virtual std::vector<UserId> shared_contacts(UserId viewer, const std::vector<UserId>& users) = 0;
+  // Everything after the given watermarks (conversations not named start from 0), at most `limit`
+  // events, never before the viewer's join.
+  virtual SyncPage sync(UserId viewer,
+                        const std::vector<std::pair<ConversationId, Seq>>& since,
+                        int limit) = 0;
   // The largest message id issued so far (the writer's snowflake generator restarts above it).
   virtual MessageId max_message_id() = 0;
   // True if the store answers a trivial query.

@@ -2,6 +2,7 @@
 
 #include "domain/validation.hpp"
 #include "store/errors.hpp"
+#include "store/sqlite/sqlite_rows.hpp"
 
 #include <sqlite3.h>
 
@@ -14,6 +15,7 @@ namespace chat::store::sqlite {
 namespace {
 
 using detail::Db;
+using detail::read_message;
 using detail::Statement;
 
 // Versioned migrations: kMigrations[i] takes the schema from version i to i + 1 (PRAGMA
@@ -91,12 +93,34 @@ CREATE TABLE messages (
   seq             INTEGER NOT NULL,
   sender_id       INTEGER NOT NULL REFERENCES users(id),
   type            TEXT NOT NULL DEFAULT 'text',
-  client_msg_id   TEXT NOT NULL,
-  body            TEXT NOT NULL,
+  client_msg_id   TEXT,
+  body            TEXT NOT NULL DEFAULT '',
+  ref_id          INTEGER,
+  data            TEXT NOT NULL DEFAULT '',
   created_at      INTEGER NOT NULL,
+  edited_at       INTEGER,
+  deleted         INTEGER NOT NULL DEFAULT 0,
   UNIQUE (conversation_id, seq)
 );
+-- Events carry no client_msg_id (NULL), and NULLs never collide in a UNIQUE index.
 CREATE UNIQUE INDEX messages_by_client_id ON messages(sender_id, client_msg_id);
+
+CREATE TABLE reactions (
+  message_id INTEGER NOT NULL REFERENCES messages(id),
+  user_id    INTEGER NOT NULL REFERENCES users(id),
+  emoji      TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (message_id, emoji, user_id)
+) WITHOUT ROWID;
+
+CREATE TABLE invites (
+  code            TEXT PRIMARY KEY,
+  conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+  created_by      INTEGER NOT NULL REFERENCES users(id),
+  created_at      INTEGER NOT NULL,
+  revoked_at      INTEGER
+);
+CREATE INDEX invites_by_conversation ON invites(conversation_id);
 )sql",
 };
 
@@ -162,7 +186,8 @@ constexpr std::string_view kMembership =
 constexpr std::string_view kMemberIds =
     "SELECT user_id FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
 constexpr std::string_view kMembers =
-    "SELECT p.user_id, u.username, u.display_name, p.role, p.joined_at FROM conversation_participants p "
+    "SELECT p.user_id, u.username, u.display_name, p.role, p.joined_at, p.delivered_seq, p.read_seq "
+    "FROM conversation_participants p "
     "JOIN users u ON u.id = p.user_id WHERE p.conversation_id = ?1 ORDER BY p.joined_at, p.user_id";
 constexpr std::string_view kConversationRow =
     "SELECT id, type, name, created_at, last_seq FROM conversations WHERE id = ?1";
@@ -170,35 +195,37 @@ constexpr std::string_view kConversationsOf =
     "SELECT c.id FROM conversation_participants p JOIN conversations c ON c.id = p.conversation_id "
     "WHERE p.user_id = ?1 ORDER BY c.last_activity_at DESC, c.id DESC LIMIT 1000";
 constexpr std::string_view kUnread =
-    "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND sender_id <> ?3";
+    "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND sender_id <> ?3 AND type = "
+    "'text' "
+    "AND deleted = 0";
 
 constexpr std::string_view kFindByClientId =
-    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
-    "WHERE sender_id = ?1 AND client_msg_id = ?2";
+    "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
 constexpr std::string_view kNextSeq =
     "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
     "last_seq";
 constexpr std::string_view kInsertMessage =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at) "
     "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7)";
-constexpr std::string_view kMessageById =
-    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages WHERE "
-    "id = ?1";
-constexpr std::string_view kLastMessage =
-    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
-    "WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT 1";
-constexpr std::string_view kHistoryLatest =
-    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
-    "WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2";
-constexpr std::string_view kHistoryBefore =
-    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
-    "WHERE conversation_id = ?1 AND seq < ?3 ORDER BY seq DESC LIMIT ?2";
-constexpr std::string_view kHistoryAfter =
-    "SELECT id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at FROM messages "
-    "WHERE conversation_id = ?1 AND seq > ?3 ORDER BY seq ASC LIMIT ?2";
+constexpr std::string_view kMessageById = "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
+constexpr std::string_view kLastMessage = "SELECT " CHATD_MESSAGE_COLUMNS
+                                          " FROM messages WHERE conversation_id = ?1 AND seq > ?2 "
+                                          "ORDER BY seq DESC LIMIT 1";
+constexpr std::string_view kHistoryLatest = "SELECT " CHATD_MESSAGE_COLUMNS
+                                            " FROM messages WHERE conversation_id = ?1 AND seq > ?4 "
+                                            "ORDER BY seq DESC LIMIT ?2";
+constexpr std::string_view kHistoryBefore = "SELECT " CHATD_MESSAGE_COLUMNS
+                                            " FROM messages WHERE conversation_id = ?1 AND seq < ?3 AND "
+                                            "seq > ?4 ORDER BY seq DESC LIMIT ?2";
+constexpr std::string_view kHistoryAfter = "SELECT " CHATD_MESSAGE_COLUMNS
+                                           " FROM messages WHERE conversation_id = ?1 AND seq > max(?3, ?4) "
+                                           "ORDER BY seq ASC LIMIT ?2";
 constexpr std::string_view kSetRead =
     "UPDATE conversation_participants SET read_seq = ?3, delivered_seq = max(delivered_seq, ?3) "
     "WHERE conversation_id = ?1 AND user_id = ?2 AND read_seq < ?3";
+constexpr std::string_view kSetDelivered =
+    "UPDATE conversation_participants SET delivered_seq = ?3 WHERE conversation_id = ?1 AND user_id = ?2 "
+    "AND delivered_seq < ?3";
 constexpr std::string_view kMaxMessageId = "SELECT coalesce(max(id), 0) FROM messages";
 constexpr std::string_view kHealth = "SELECT 1";
 
@@ -213,19 +240,6 @@ domain::User read_user(const Statement& s) {
   u.created_at = s.int64(6);
   if (!s.is_null(7)) u.last_seen = s.int64(7);
   return u;
-}
-
-domain::Message read_message(const Statement& s) {
-  domain::Message m;
-  m.id = s.int64(0);
-  m.conversation_id = s.int64(1);
-  m.seq = s.int64(2);
-  m.sender_id = s.int64(3);
-  m.type = s.text(4);
-  m.body = s.text(5);
-  m.client_msg_id = s.text(6);
-  m.created_at = s.int64(7);
-  return m;
 }
 
 std::optional<domain::User> select_user(Db& db, UserId id) {
@@ -246,24 +260,6 @@ std::string prefix_upper_bound(std::string_view prefix) {
 }
 
 }  // namespace
-
-class SqliteStore::ReadLease {
- public:
-  ReadLease(SqliteStore& owner, std::unique_ptr<Db> db) : owner_(owner), db_(std::move(db)) {}
-  ReadLease(ReadLease&& other) noexcept : owner_(other.owner_), db_(std::move(other.db_)) {}
-  ReadLease(const ReadLease&) = delete;
-  ~ReadLease() {
-    if (!db_) return;
-    std::lock_guard lock(owner_.readers_mutex_);
-    owner_.idle_readers_.push_back(std::move(db_));
-    owner_.readers_cv_.notify_one();
-  }
-  Db& operator*() const { return *db_; }
-
- private:
-  SqliteStore& owner_;
-  std::unique_ptr<Db> db_;
-};
 
 int SqliteStore::schema_version() {
   return static_cast<int>(kMigrations.size());
@@ -463,7 +459,7 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
       return {AppendOutcome::duplicate, std::move(original), {}};
     }
   }
-  if (!db.prepare(kMembership).bind(1, message.conversation_id).bind(2, message.sender_id).step())
+  if (!detail::membership(db, message.conversation_id, message.sender_id))
     return {AppendOutcome::not_found, {}, {}};
   Seq seq = 0;
   {
@@ -485,8 +481,13 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   db.prepare(kSetRead).bind(1, message.conversation_id).bind(2, message.sender_id).bind(3, seq).run();
   AppendResult result;
   result.outcome = AppendOutcome::appended;
-  result.message = domain::Message{id,           message.conversation_id, seq, message.sender_id, "text",
-                                   message.body, message.client_msg_id,   now};
+  result.message.id = id;
+  result.message.conversation_id = message.conversation_id;
+  result.message.seq = seq;
+  result.message.sender_id = message.sender_id;
+  result.message.body = message.body;
+  result.message.client_msg_id = message.client_msg_id;
+  result.message.created_at = now;
   result.members = member_ids(db, message.conversation_id);
   return result;
 }
@@ -505,14 +506,21 @@ ReadResult SqliteStore::mark_read(UserId viewer, MessageId message, TimeMs now) 
 }
 
 ReadResult SqliteStore::mark_read_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs /*now*/) {
+  return move_watermark(viewer, conversation, seq, /*read=*/true);
+}
+
+ReadResult SqliteStore::mark_delivered_seq(UserId viewer,
+                                           ConversationId conversation,
+                                           Seq seq,
+                                           TimeMs /*now*/) {
+  return move_watermark(viewer, conversation, seq, /*read=*/false);
+}
+
+// Watermarks only move up, never past the log's end; read implies delivered.
+ReadResult SqliteStore::move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read) {
   Db& db = *writer_;
-  Seq current = 0;
-  {
-    auto s = db.prepare(kMembership);
-    s.bind(1, conversation).bind(2, viewer);
-    if (!s.step()) return {};
-    current = s.int64(0);
-  }
+  const auto member = detail::membership(db, conversation, viewer);
+  if (!member) return {};
   Seq last_seq = 0;
   {
     auto s = db.prepare(kConversationRow);
@@ -523,14 +531,17 @@ ReadResult SqliteStore::mark_read_seq(UserId viewer, ConversationId conversation
   const Seq target = std::min(seq, last_seq);
   ReadResult result;
   result.conversation_id = conversation;
+  result.read_seq = member->read_seq;
+  result.delivered_seq = member->delivered_seq;
+  const Seq current = read ? member->read_seq : member->delivered_seq;
   if (target <= current) {
     result.outcome = ReadOutcome::unchanged;
-    result.read_seq = current;
     return result;
   }
-  db.prepare(kSetRead).bind(1, conversation).bind(2, viewer).bind(3, target).run();
+  db.prepare(read ? kSetRead : kSetDelivered).bind(1, conversation).bind(2, viewer).bind(3, target).run();
   result.outcome = ReadOutcome::updated;
-  result.read_seq = target;
+  if (read) result.read_seq = target;
+  result.delivered_seq = std::max(result.delivered_seq, target);
   result.members = member_ids(db, conversation);
   return result;
 }
@@ -575,13 +586,10 @@ std::vector<domain::User> SqliteStore::search_users(std::string_view prefix_fold
 
 std::optional<domain::Conversation> SqliteStore::load_conversation(Db& db, UserId viewer, ConversationId id) {
   domain::Conversation c;
-  {
-    auto s = db.prepare(kMembership);
-    s.bind(1, id).bind(2, viewer);
-    if (!s.step()) return std::nullopt;
-    c.read_seq = s.int64(0);
-    c.delivered_seq = s.int64(1);
-  }
+  const auto member = detail::membership(db, id, viewer);
+  if (!member) return std::nullopt;
+  c.read_seq = member->read_seq;
+  c.delivered_seq = member->delivered_seq;
   {
     auto s = db.prepare(kConversationRow);
     s.bind(1, id);
@@ -596,19 +604,21 @@ std::optional<domain::Conversation> SqliteStore::load_conversation(Db& db, UserI
     auto s = db.prepare(kMembers);
     s.bind(1, id);
     while (s.step()) {
-      c.members.push_back(domain::Member{
-          s.int64(0), s.text(1), s.text(2),
-          domain::parse_member_role(s.text(3)).value_or(domain::MemberRole::member), s.int64(4)});
+      c.members.push_back(
+          domain::Member{s.int64(0), s.text(1), s.text(2),
+                         domain::parse_member_role(s.text(3)).value_or(domain::MemberRole::member),
+                         s.int64(4), s.int64(5), s.int64(6)});
     }
   }
   {
     auto s = db.prepare(kLastMessage);
-    s.bind(1, id);
+    s.bind(1, id).bind(2, member->joined_seq);
     if (s.step()) c.last_message = read_message(s);
+    if (c.last_message) detail::load_reactions(db, *c.last_message);
   }
   {
     auto s = db.prepare(kUnread);
-    s.bind(1, id).bind(2, c.read_seq).bind(3, viewer);
+    s.bind(1, id).bind(2, std::max(c.read_seq, member->joined_seq)).bind(3, viewer);
     if (s.step()) c.unread_count = s.int64(0);
   }
   return c;
@@ -644,10 +654,11 @@ std::optional<domain::Conversation> SqliteStore::get_conversation(UserId viewer,
 
 std::optional<HistoryPage> SqliteStore::history(UserId viewer, ConversationId id, const HistoryQuery& query) {
   auto db = lease();
-  if (!(*db).prepare(kMembership).bind(1, id).bind(2, viewer).step()) return std::nullopt;
+  const auto member = detail::membership(*db, id, viewer);
+  if (!member) return std::nullopt;
   const std::string_view sql = query.after ? kHistoryAfter : query.before ? kHistoryBefore : kHistoryLatest;
   auto s = (*db).prepare(sql);
-  s.bind(1, id).bind(2, query.limit + 1);
+  s.bind(1, id).bind(2, query.limit + 1).bind(4, member->joined_seq);
   if (query.after) s.bind(3, *query.after);
   if (query.before) s.bind(3, *query.before);
   HistoryPage page;
@@ -657,6 +668,7 @@ std::optional<HistoryPage> SqliteStore::history(UserId viewer, ConversationId id
     page.messages.pop_back();
   }
   if (!query.after) std::reverse(page.messages.begin(), page.messages.end());
+  detail::load_reactions(*db, page.messages);
   return page;
 }
 

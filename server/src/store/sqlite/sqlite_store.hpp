@@ -44,6 +44,36 @@ class SqliteStore final : public Store {
   AppendResult append_message(const NewMessage& message, MessageId id, TimeMs now) override;
   ReadResult mark_read(UserId viewer, MessageId message, TimeMs now) override;
   ReadResult mark_read_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs now) override;
+  ReadResult mark_delivered_seq(UserId viewer, ConversationId conversation, Seq seq, TimeMs now) override;
+  ChangeResult create_group(const NewGroup& group, const NextId& next_id, TimeMs now) override;
+  ChangeResult add_members(UserId actor,
+                           ConversationId id,
+                           const std::vector<UserId>& users,
+                           const NextId& next_id,
+                           TimeMs now) override;
+  ChangeResult remove_member(
+      UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now) override;
+  ChangeResult rename_group(
+      UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now) override;
+  ChangeResult set_role(UserId actor,
+                        ConversationId id,
+                        UserId target,
+                        domain::MemberRole role,
+                        const NextId& next_id,
+                        TimeMs now) override;
+  ChangeResult join_by_invite(
+      UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) override;
+  InviteResult create_invite(UserId actor, ConversationId id, const std::string& code, TimeMs now) override;
+  InviteOutcome revoke_invite(UserId actor, ConversationId id, const std::string& code, TimeMs now) override;
+  ChangeResult edit_message(
+      UserId actor, MessageId message, const std::string& body, const NextId& next_id, TimeMs now) override;
+  ChangeResult delete_message(UserId actor, MessageId message, const NextId& next_id, TimeMs now) override;
+  ChangeResult react(UserId actor,
+                     MessageId message,
+                     const std::string& emoji,
+                     bool on,
+                     const NextId& next_id,
+                     TimeMs now) override;
 
   std::optional<Credentials> find_credentials(std::string_view login_folded) override;
   std::optional<domain::AuthContext> find_access(std::string_view access_hash, TimeMs now) override;
@@ -52,14 +82,53 @@ class SqliteStore final : public Store {
   std::vector<domain::Conversation> list_conversations(UserId viewer) override;
   std::optional<domain::Conversation> get_conversation(UserId viewer, ConversationId id) override;
   std::optional<HistoryPage> history(UserId viewer, ConversationId id, const HistoryQuery& query) override;
+  InviteResult list_invites(UserId actor, ConversationId id) override;
+  std::optional<std::vector<domain::Receipt>> receipts(UserId viewer, ConversationId id) override;
+  std::optional<std::vector<UserId>> members_if_member(UserId viewer, ConversationId id) override;
+  std::vector<UserId> shared_contacts(UserId viewer, const std::vector<UserId>& users) override;
+  SyncPage sync(UserId viewer, const std::vector<std::pair<ConversationId, Seq>>& since, int limit) override;
   MessageId max_message_id() override;
   bool healthy() override;
 
  private:
-  class ReadLease;
+  // A read connection lent for one call; returned to the pool when the lease ends.
+  class ReadLease {
+   public:
+    ReadLease(SqliteStore& owner, std::unique_ptr<detail::Db> db) : owner_(owner), db_(std::move(db)) {}
+    ReadLease(ReadLease&& other) noexcept : owner_(other.owner_), db_(std::move(other.db_)) {}
+    ReadLease(const ReadLease&) = delete;
+    ~ReadLease() {
+      if (!db_) return;
+      std::lock_guard lock(owner_.readers_mutex_);
+      owner_.idle_readers_.push_back(std::move(db_));
+      owner_.readers_cv_.notify_one();
+    }
+    detail::Db& operator*() const { return *db_; }
+
+   private:
+    SqliteStore& owner_;
+    std::unique_ptr<detail::Db> db_;
+  };
   ReadLease lease();
   void migrate();
   std::vector<UserId> member_ids(detail::Db& db, ConversationId id);
+  ReadResult move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read);
+  // Appends one event to a conversation's log on the writer connection.
+  domain::Message append_event(ConversationId id,
+                               UserId sender,
+                               std::string_view type,
+                               std::string_view body,
+                               std::optional<MessageId> ref_id,
+                               std::string_view data,
+                               MessageId event_id,
+                               TimeMs now);
+  ChangeResult change_message(UserId actor,
+                              MessageId message,
+                              const NextId& next_id,
+                              TimeMs now,
+                              std::string_view type,
+                              const std::string& body,
+                              bool on);
   std::optional<domain::Conversation> load_conversation(detail::Db& db, UserId viewer, ConversationId id);
 
   Options options_;

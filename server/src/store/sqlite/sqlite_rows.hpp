@@ -1,0 +1,45 @@
+#pragma once
+
+#include "domain/types.hpp"
+#include "store/sqlite/sqlite_db.hpp"
+#include "store/store.hpp"
+
+// Row mapping shared by the SqliteStore source files. Internal to store/sqlite.
+namespace chat::store::sqlite::detail {
+
+// The columns read_message() expects, in order; spliced into the SQL constants.
+#define CHATD_MESSAGE_COLUMNS                                                                             \
+  "id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at, ref_id, data, edited_at, " \
+  "deleted"
+
+inline domain::Message read_message(const Statement& s) {
+  domain::Message m;
+  m.id = s.int64(0);
+  m.conversation_id = s.int64(1);
+  m.seq = s.int64(2);
+  m.sender_id = s.int64(3);
+  m.type = s.text(4);
+  m.body = s.text(5);
+  m.client_msg_id = s.text(6);
+  m.created_at = s.int64(7);
+  if (!s.is_null(8)) m.ref_id = s.int64(8);
+  m.data = s.text(9);
+  if (!s.is_null(10)) m.edited_at = s.int64(10);
+  m.deleted = s.int64(11) != 0;
+  return m;
+}
+
+// A member's row in a conversation, if they are one.
+struct Membership {
+  Seq read_seq = 0;
+  Seq delivered_seq = 0;
+  Seq joined_seq = 0;  // sees the log after this seq
+  domain::MemberRole role = domain::MemberRole::member;
+};
+
+std::optional<Membership> membership(Db& db, ConversationId conversation, UserId user);
+// Fills in the reactions of text messages (one query per message; pages are at most 100).
+void load_reactions(Db& db, std::vector<domain::Message>& messages);
+void load_reactions(Db& db, domain::Message& message);
+
+}  // namespace chat::store::sqlite::detail
