@@ -201,7 +201,8 @@ namespace {
 Result<ChatService::Change> to_change(Result<store::ChangeResult> r) {
   if (auto* f = failed(r)) return *f;
   auto& c = std::get<store::ChangeResult>(r);
-  return ChatService::Change{c.events.front(), *c.message};
+  // A reaction that was already there (or already gone) appends nothing: answer with the target.
+  return ChatService::Change{c.events.empty() ? *c.message : c.events.front(), *c.message};
 }
 
 }  // namespace

@@ -440,6 +440,12 @@ ChangeResult SqliteStore::change_message(UserId actor,
     } else {
       db.prepare(kRemoveReaction).bind(1, message).bind(2, actor).bind(3, body).run();
     }
+    if (db.changes() == 0) {
+      // Adding a reaction you already have (or removing one you do not) changes nothing: no event.
+      detail::load_reactions(db, *target);
+      r.message = std::move(target);
+      return r;
+    }
     data = on ? R"({"on":true})" : R"({"on":false})";
   }
   const std::string event_body = type == "delete" ? std::string() : body;
