@@ -208,9 +208,12 @@ constexpr std::string_view kInsertMessage =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at) "
     "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7)";
 constexpr std::string_view kMessageById = "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
-constexpr std::string_view kLastMessage = "SELECT " CHATD_MESSAGE_COLUMNS
-                                          " FROM messages WHERE conversation_id = ?1 AND seq > ?2 "
-                                          "ORDER BY seq DESC LIMIT 1";
+// The conversation list's preview: the newest message or membership/rename event; edits,
+// deletes and reactions change an older row, so they are not "the last message".
+constexpr std::string_view kLastMessage =
+    "SELECT " CHATD_MESSAGE_COLUMNS
+    " FROM messages WHERE conversation_id = ?1 AND seq > ?2 "
+    "AND type NOT IN ('edit', 'delete', 'reaction') ORDER BY seq DESC LIMIT 1";
 constexpr std::string_view kHistoryLatest = "SELECT " CHATD_MESSAGE_COLUMNS
                                             " FROM messages WHERE conversation_id = ?1 AND seq > ?4 "
                                             "ORDER BY seq DESC LIMIT ?2";
