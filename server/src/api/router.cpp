@@ -476,7 +476,12 @@ net::awaitable<Response> Router::handle(Request request) {
           std::string client_msg_id, text;
           if (!string_field(o, "client_msg_id", client_msg_id, true) || !string_field(o, "body", text, true))
             co_return fail(ErrorCode::bad_request, "send needs string client_msg_id and body");
-          auto r = co_await svc.send(*auth, *id, std::move(client_msg_id), std::move(text), 0);
+          std::optional<domain::MessageId> reply_to;
+          if (const auto* rv = o.if_contains("reply_to"); rv != nullptr && !rv->is_null()) {
+            reply_to = wire::parse_id(*rv);
+            if (!reply_to) co_return fail(ErrorCode::bad_request, "reply_to must be a message id");
+          }
+          auto r = co_await svc.send(*auth, *id, std::move(client_msg_id), std::move(text), reply_to, 0);
           if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
           const auto& sent = std::get<service::SendOutcome>(r);
           co_return json_response(sent.duplicate ? 200 : 201, wire::message(sent.message));

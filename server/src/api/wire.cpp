@@ -51,7 +51,10 @@ json::object message(const domain::Message& m) {
   o["body"] = m.body;
   o["client_msg_id"] = m.client_msg_id;
   o["created_at"] = m.created_at;
-  o["ref_id"] = m.ref_id ? json::value(id(*m.ref_id)) : json::value(nullptr);
+  // One column, two meanings: a text row's ref_id is the message it replies to.
+  const bool is_text = m.type == "text";
+  o["ref_id"] = m.ref_id && !is_text ? json::value(id(*m.ref_id)) : json::value(nullptr);
+  o["reply_to"] = m.ref_id && is_text ? json::value(id(*m.ref_id)) : json::value(nullptr);
   json::value data = nullptr;
   if (!m.data.empty()) {
     json::error_code ec;

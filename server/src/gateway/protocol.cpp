@@ -39,7 +39,12 @@ ClientFrame parse_send(const json::object& o) {
                                                           : "body is empty";
     return fail(*err, why, client_msg_id);
   }
-  return SendFrame{*conversation, std::move(client_msg_id), std::string(*body)};
+  std::optional<domain::MessageId> reply_to;
+  if (const auto* r = o.if_contains("reply_to"); r != nullptr && !r->is_null()) {
+    reply_to = api::wire::parse_id(*r);
+    if (!reply_to) return fail(ErrorCode::bad_request, "reply_to must be a message id", client_msg_id);
+  }
+  return SendFrame{*conversation, std::move(client_msg_id), std::string(*body), reply_to};
 }
 
 ClientFrame parse_read(const json::object& o) {

@@ -22,6 +22,7 @@ struct SendFrame {
   domain::ConversationId conversation_id = 0;
   std::string client_msg_id;
   std::string body;
+  std::optional<domain::MessageId> reply_to;
 };
 struct ReadFrame {
   domain::ConversationId conversation_id = 0;

@@ -330,7 +330,7 @@ net::awaitable<void> WsSession::handle_send(gateway::SendFrame frame) {
   const std::string client_msg_id = frame.client_msg_id;
   try {
     auto result = co_await ctx_.service.send(*auth_, frame.conversation_id, std::move(frame.client_msg_id),
-                                             std::move(frame.body), id_);
+                                             std::move(frame.body), frame.reply_to, id_);
     if (auto* f = service::failed(result)) {
       ctx_.metrics.count_error(f->code);
       send_text(gateway::frames::error(f->code, f->message, client_msg_id));

@@ -272,6 +272,7 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
                                                       domain::ConversationId conversation,
                                                       std::string client_msg_id,
                                                       std::string body,
+                                                      std::optional<domain::MessageId> reply_to,
                                                       std::uint64_t except_connection) {
   if (domain::check_client_msg_id(client_msg_id))
     co_return invalid(ErrorCode::bad_request, "client_msg_id must be 1..64 characters of [A-Za-z0-9_-]");
@@ -280,7 +281,7 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
                           : *e == ErrorCode::invalid_utf8   ? "body is not valid UTF-8"
                                                             : "body is empty");
   }
-  store::NewMessage m{conversation, auth.user_id, std::move(client_msg_id), std::move(body)};
+  store::NewMessage m{conversation, auth.user_id, std::move(client_msg_id), std::move(body), reply_to};
   auto* hub = &hub_;
   auto* metrics = &metrics_;
   auto job17 = [m = std::move(m), hub, metrics, except_connection](store::WriteContext& w) {
@@ -300,6 +301,8 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
   switch (result.outcome) {
     case store::AppendOutcome::not_found:
       co_return not_found();
+    case store::AppendOutcome::bad_reply:
+      co_return invalid(ErrorCode::bad_request, "reply_to is not a message of this conversation you can see");
     case store::AppendOutcome::conflict:
       co_return invalid(ErrorCode::idempotency_conflict,
                         "client_msg_id was already used in another conversation");

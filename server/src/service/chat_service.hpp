@@ -135,6 +135,7 @@ class ChatService {
                                            domain::ConversationId conversation,
                                            std::string client_msg_id,
                                            std::string body,
+                                           std::optional<domain::MessageId> reply_to,
                                            std::uint64_t except_connection);
   net::awaitable<Result<ReadOutcome>> mark_read(domain::AuthContext auth, domain::MessageId message);
   net::awaitable<Result<ReadOutcome>> mark_read_seq(domain::AuthContext auth,

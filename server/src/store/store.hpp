@@ -85,12 +85,14 @@ struct NewMessage {
   UserId sender_id = 0;
   std::string client_msg_id;
   std::string body;
+  std::optional<MessageId> reply_to;  // a message of the same conversation the sender can see
 };
 
 // `not_found`: no such conversation or the sender is not a member (one answer for both).
 // `duplicate`: the sender already used this client_msg_id here; `message` is the stored original.
 // `conflict`: the sender used this client_msg_id in another conversation.
-enum class AppendOutcome { appended, duplicate, not_found, conflict };
+// `bad_reply`: reply_to names no text message of this conversation visible to the sender.
+enum class AppendOutcome { appended, duplicate, not_found, conflict, bad_reply };
 struct AppendResult {
   AppendOutcome outcome = AppendOutcome::not_found;
   domain::Message message;

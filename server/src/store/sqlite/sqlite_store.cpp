@@ -205,8 +205,9 @@ constexpr std::string_view kNextSeq =
     "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
     "last_seq";
 constexpr std::string_view kInsertMessage =
-    "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at) "
-    "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7)";
+    "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at, "
+    "ref_id) "
+    "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8)";
 constexpr std::string_view kMessageById = "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
 // The conversation list's preview: the newest message or membership/rename event; edits,
 // deletes and reactions change an older row, so they are not "the last message".
@@ -462,8 +463,17 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
       return {AppendOutcome::duplicate, std::move(original), {}};
     }
   }
-  if (!detail::membership(db, message.conversation_id, message.sender_id))
-    return {AppendOutcome::not_found, {}, {}};
+  const auto member = detail::membership(db, message.conversation_id, message.sender_id);
+  if (!member) return {AppendOutcome::not_found, {}, {}};
+  if (message.reply_to) {
+    auto s = db.prepare(kMessageById);
+    s.bind(1, *message.reply_to);
+    if (!s.step()) return {AppendOutcome::bad_reply, {}, {}};
+    const auto target = read_message(s);
+    if (target.conversation_id != message.conversation_id || target.type != "text" ||
+        target.seq <= member->joined_seq)
+      return {AppendOutcome::bad_reply, {}, {}};
+  }
   Seq seq = 0;
   {
     auto s = db.prepare(kNextSeq);
@@ -471,15 +481,20 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     if (!s.step()) return {AppendOutcome::not_found, {}, {}};
     seq = s.int64(0);
   }
-  db.prepare(kInsertMessage)
-      .bind(1, id)
+  auto insert = db.prepare(kInsertMessage);
+  insert.bind(1, id)
       .bind(2, message.conversation_id)
       .bind(3, seq)
       .bind(4, message.sender_id)
       .bind(5, message.client_msg_id)
       .bind(6, message.body)
-      .bind(7, now)
-      .run();
+      .bind(7, now);
+  if (message.reply_to) {
+    insert.bind(8, *message.reply_to);
+  } else {
+    insert.bind_null(8);
+  }
+  insert.run();
   // The sender has read everything up to their own message.
   db.prepare(kSetRead).bind(1, message.conversation_id).bind(2, message.sender_id).bind(3, seq).run();
   AppendResult result;
@@ -491,6 +506,7 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   result.message.body = message.body;
   result.message.client_msg_id = message.client_msg_id;
   result.message.created_at = now;
+  result.message.ref_id = message.reply_to;
   result.members = member_ids(db, message.conversation_id);
   return result;
 }
