@@ -5,12 +5,13 @@ RELEASE := build/release
 ASAN := build/asan
 PORT_LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test deps deps-test build build-asan unit unit-asan integration integration-asan format format-check clean
+.PHONY: run test deps deps-test build build-asan web unit unit-asan integration integration-asan web-unit web-e2e \
+	format format-check clean
 
-run: deps build
-	$(RELEASE)/chatd --listen $(PORT_LISTEN) --data-dir ./data
+run: deps build web
+	$(RELEASE)/chatd --listen $(PORT_LISTEN) --data-dir ./data --web-root web/dist
 
-test: deps-test build build-asan unit unit-asan integration integration-asan
+test: deps-test build build-asan web unit unit-asan integration integration-asan web-unit web-e2e
 	@echo "all test suites passed"
 
 deps:
@@ -48,6 +49,19 @@ integration: build server/tests/integration/node_modules
 integration-asan: build-asan server/tests/integration/node_modules
 	cd server/tests/integration && CHATD_SANITIZED=1 CHATD_BIN=$(CURDIR)/$(ASAN)/chatd \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 npm test
+
+web/node_modules: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web: web/node_modules
+	cd web && npm run build
+
+web-unit: web/node_modules
+	cd web && npm test
+
+web-e2e: build web
+	cd web && CHATD_BIN=$(CURDIR)/$(RELEASE)/chatd CHROMIUM=/usr/bin/chromium npm run e2e
 
 format:
 	clang-format -i $$(git ls-files 'server/*.cpp' 'server/*.hpp' 'bench/*.cpp' 'bench/*.hpp')

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs every Debian package chatd needs to build, run and test. Idempotent: packages already
 # present are skipped, so a second run costs one dpkg query.
-#   scripts/install-deps.sh          build + run
-#   scripts/install-deps.sh --test   also what the tests need (Node.js/npm for the integration tests)
+#   scripts/install-deps.sh          build + run (Node.js/npm build the web client)
+#   scripts/install-deps.sh --test   also what the tests need (Chromium for the browser tests)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev libsodium-dev libgtest-dev libgmock-dev clang-format)
-test_pkgs=(nodejs npm curl)
+  libsqlite3-dev libsodium-dev libgtest-dev libgmock-dev clang-format nodejs npm)
+test_pkgs=(curl chromium)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
