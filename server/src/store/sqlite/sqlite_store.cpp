@@ -56,12 +56,15 @@ CREATE TABLE sessions (
   access_hash        BLOB NOT NULL UNIQUE,
   access_expires_at  INTEGER NOT NULL,
   refresh_hash       BLOB NOT NULL UNIQUE,
-  prev_refresh_hash  BLOB,
   refresh_expires_at INTEGER NOT NULL,
   created_at         INTEGER NOT NULL,
   revoked_at         INTEGER
 );
-CREATE INDEX sessions_by_prev_refresh ON sessions(prev_refresh_hash);
+-- Every refresh token a session has rotated away from: presenting one again is theft.
+CREATE TABLE retired_refresh_tokens (
+  hash       BLOB PRIMARY KEY,
+  session_id INTEGER NOT NULL REFERENCES sessions(id)
+) WITHOUT ROWID;
 CREATE INDEX sessions_by_user ON sessions(user_id);
 
 CREATE TABLE conversations (
@@ -162,10 +165,14 @@ constexpr std::string_view kFindAccess =
     "AND access_expires_at > ?2";
 constexpr std::string_view kFindRefresh =
     "SELECT id, user_id, device_id, refresh_expires_at, revoked_at FROM sessions WHERE refresh_hash = ?1";
-constexpr std::string_view kFindPrevRefresh = "SELECT id, user_id FROM sessions WHERE prev_refresh_hash = ?1";
+constexpr std::string_view kFindPrevRefresh =
+    "SELECT s.id, s.user_id FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = ?1";
+constexpr std::string_view kRetireRefresh =
+    "INSERT OR IGNORE INTO retired_refresh_tokens (hash, session_id) SELECT refresh_hash, id FROM sessions "
+    "WHERE id = ?1";
 constexpr std::string_view kRotate =
-    "UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?2, refresh_expires_at = ?3, "
-    "access_hash = ?4, access_expires_at = ?5 WHERE id = ?1";
+    "UPDATE sessions SET refresh_hash = ?2, refresh_expires_at = ?3, access_hash = ?4, access_expires_at = ?5 "
+    "WHERE id = ?1";
 constexpr std::string_view kRevoke =
     "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
 constexpr std::string_view kTouchDevice =
@@ -389,6 +396,7 @@ RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs no
       const domain::AuthContext auth{s.int64(1), id, s.int64(2)};
       const bool live = s.is_null(4) && s.int64(3) > now;
       if (!live) return {RotateOutcome::not_found, {}};
+      db.prepare(kRetireRefresh).bind(1, id).run();
       db.prepare(kRotate)
           .bind(1, id)
           .bind_blob(2, request.refresh_hash)
