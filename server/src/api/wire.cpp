@@ -13,7 +13,8 @@ std::string id(std::int64_t value) {
 }
 
 std::optional<std::int64_t> parse_id(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
   std::int64_t value = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size() || value < 0) return std::nullopt;

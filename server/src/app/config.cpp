@@ -1,6 +1,7 @@
 #include "app/config.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <string_view>
@@ -29,7 +30,7 @@ bool parse_double(std::string_view text, double& out) {
   try {
     std::size_t used = 0;
     const double v = std::stod(std::string(text), &used);
-    if (used != text.size() || v <= 0) return false;
+    if (used != text.size() || !std::isfinite(v) || v <= 0) return false;
     out = v;
     return true;
   } catch (...) {

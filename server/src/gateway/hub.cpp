@@ -89,9 +89,14 @@ void Hub::publish_to_watchers(domain::UserId subject, SharedFrame frame) {
       auto it = watchers.find(subject);
       if (it == watchers.end()) return;
       const auto targets = it->second;
+      std::size_t delivered = 0;
       for (const auto& weak : targets) {
-        if (auto c = weak.lock()) c->deliver(frame);
+        if (auto c = weak.lock()) {
+          c->deliver(frame);
+          ++delivered;
+        }
       }
+      if (delivered > 0 && on_delivered) on_delivered(delivered);
     });
   }
 }

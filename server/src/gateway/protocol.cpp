@@ -149,11 +149,53 @@ ClientFrame parse_object(const json::object& o, std::string_view type) {
 
 }  // namespace
 
+namespace {
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// A "\uD800".."\uDBFF" escape not followed by "\uDC00".."\uDFFF", or a trailing one alone.
+// Only consulted after the parser failed (Boost.JSON 1.81 reports a lone leading surrogate as a
+// plain syntax error).
+bool has_lone_surrogate_escape(std::string_view text) {
+  const auto surrogate_at = [&](std::size_t i, bool leading) {
+    if (i + 6 > text.size() || text[i] != '\\' || text[i + 1] != 'u') return false;
+    if (!is_hex(text[i + 2]) || !is_hex(text[i + 3]) || !is_hex(text[i + 4]) || !is_hex(text[i + 5]))
+      return false;
+    if (text[i + 2] != 'd' && text[i + 2] != 'D') return false;
+    const char c = static_cast<char>(text[i + 3] | 0x20);
+    return leading ? (c == '8' || c == '9' || c == 'a' || c == 'b')
+                   : (c == 'c' || c == 'd' || c == 'e' || c == 'f');
+  };
+  for (std::size_t i = 0; i + 6 <= text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == '\\') {
+      ++i;  // an escaped backslash, not an escape
+      continue;
+    }
+    if (surrogate_at(i, true)) {
+      if (!surrogate_at(i + 6, false)) return true;
+      i += 11;
+    } else if (surrogate_at(i, false)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 ParsedFrame parse_client_frame(std::string_view text) {
   json::error_code ec;
   json::parse_options options;
   options.max_depth = 16;
   json::value v = json::parse(text, ec, {}, options);
+  if (ec == json::error::illegal_leading_surrogate || ec == json::error::illegal_trailing_surrogate ||
+      (ec && has_lone_surrogate_escape(text))) {
+    // "\ud800" is well-formed JSON text but no Unicode scalar value; the parser stops there, so the
+    // frame's fields (client_msg_id) are unknown.
+    return {fail(ErrorCode::invalid_utf8, "a string contains a lone UTF-16 surrogate escape"), {}};
+  }
   if (ec) return {fail(ErrorCode::bad_json, "frame is not valid JSON"), {}};
   const auto* o = v.if_object();
   if (o == nullptr) return {fail(ErrorCode::bad_json, "frame must be a JSON object"), {}};

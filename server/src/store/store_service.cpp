@@ -39,16 +39,18 @@ std::size_t StoreService::queued_writes() const {
 }
 
 void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
+  bool stopping = false;
   {
     std::lock_guard lock(mutex_);
-    if (!stopping_ && queue_.size() < options_.queue_jobs_max) {
+    stopping = stopping_;
+    if (!stopping && queue_.size() < options_.queue_jobs_max) {
       queue_.push_back(std::move(job));
       cv_.notify_one();
       return;
     }
   }
   job->fail(
-      std::make_exception_ptr(StoreUnavailable(stopping_ ? "store is shutting down" : "store overloaded")));
+      std::make_exception_ptr(StoreUnavailable(stopping ? "store is shutting down" : "store overloaded")));
   job->complete();
 }
 

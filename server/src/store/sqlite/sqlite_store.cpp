@@ -166,12 +166,14 @@ constexpr std::string_view kFindAccess =
 constexpr std::string_view kFindRefresh =
     "SELECT id, user_id, device_id, refresh_expires_at, revoked_at FROM sessions WHERE refresh_hash = ?1";
 constexpr std::string_view kFindPrevRefresh =
-    "SELECT s.id, s.user_id FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.hash = ?1";
+    "SELECT s.id, s.user_id FROM retired_refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE "
+    "r.hash = ?1";
 constexpr std::string_view kRetireRefresh =
     "INSERT OR IGNORE INTO retired_refresh_tokens (hash, session_id) SELECT refresh_hash, id FROM sessions "
     "WHERE id = ?1";
 constexpr std::string_view kRotate =
-    "UPDATE sessions SET refresh_hash = ?2, refresh_expires_at = ?3, access_hash = ?4, access_expires_at = ?5 "
+    "UPDATE sessions SET refresh_hash = ?2, refresh_expires_at = ?3, access_hash = ?4, access_expires_at = "
+    "?5 "
     "WHERE id = ?1";
 constexpr std::string_view kRevoke =
     "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";

@@ -1,0 +1,416 @@
+// StoreService over a real SqliteStore file: the writer thread, group commit, after_commit order,
+// per-job failure, shutdown and overload. An io_context on its own thread plays the I/O thread.
+//
+// Ordering without timing: a "gate" job holds the writer thread until the test has queued exactly
+// the jobs it wants in the next batch (it waits for queued_writes() to reach that count), so batch
+// contents are deterministic.
+
+#include "store/store_service.hpp"
+
+#include "store/sqlite/sqlite_store.hpp"
+#include "store_builders.hpp"
+#include "test_util.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <gtest/gtest.h>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace net = chat::net;
+using chat::domain::ConversationId;
+using chat::domain::Seq;
+using chat::domain::UserId;
+using chat::store::AppendOutcome;
+using chat::store::AppendResult;
+using chat::store::StoreService;
+using chat::store::StoreUnavailable;
+using chat::store::WriteContext;
+using chat::store::sqlite::SqliteStore;
+using chat::test::cat;
+
+constexpr chat::domain::TimeMs kT0 = 1'750'000'000'000;
+
+// What after_commit actions observed, in the order they ran (written on the writer thread).
+struct Recorder {
+  std::mutex mutex;
+  std::vector<Seq> seqs;
+  bool all_visible = true;  // every action saw its own message committed
+  void record(Seq seq, bool visible) {
+    std::lock_guard lock(mutex);
+    seqs.push_back(seq);
+    all_visible = all_visible && visible;
+  }
+};
+
+// Holds the writer thread inside one job until released.
+struct Gate {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+};
+
+net::awaitable<int> hold_writer(StoreService* svc, Gate* gate) {
+  auto job = [gate](WriteContext&) {
+    gate->entered.set_value();
+    gate->released.wait();
+    return 0;
+  };
+  const int r = co_await svc->write(std::move(job));
+  co_return r;
+}
+
+// Appends message number `i` as `sender`; with a recorder, an after_commit action records its seq
+// and whether a reader already sees it (the action must run after the commit).
+net::awaitable<AppendResult> append(
+    StoreService* svc, ConversationId conversation, UserId sender, int i, Recorder* recorder) {
+  auto job = [conversation, sender, i, recorder](WriteContext& ctx) {
+    auto result =
+        ctx.store.append_message(chat::test::new_message(conversation, sender, cat("c", std::to_string(i)),
+                                                         cat("hello ", std::to_string(i))),
+                                 ctx.next_id(), ctx.now);
+    if (recorder != nullptr && result.outcome == AppendOutcome::appended) {
+      chat::store::Store* store = &ctx.store;
+      const Seq seq = result.message.seq;
+      ctx.after_commit([recorder, store, conversation, sender, seq] {
+        const auto c = store->get_conversation(sender, conversation);
+        recorder->record(seq, c && c->last_seq >= seq);
+      });
+    }
+    return result;
+  };
+  auto result = co_await svc->write(std::move(job));
+  co_return result;
+}
+
+// A job that creates a user and then throws `Error`: nothing of it may remain.
+template <class Error>
+net::awaitable<int> failing_job(StoreService* svc) {
+  auto job = [](WriteContext& ctx) -> int {
+    ctx.store.create_user(chat::test::new_user("ghost", "ghost@x.y", "h", ""), ctx.now);
+    ctx.after_commit([] { ADD_FAILURE() << "after_commit of a failed job ran"; });
+    throw Error("job failed on purpose");
+  };
+  const int r = co_await svc->write(std::move(job));
+  co_return r;
+}
+
+// Where a write and a read resume, and where the write job ran.
+struct Threads {
+  std::thread::id write_job;
+  std::thread::id after_write;
+  std::thread::id read_job;
+  std::thread::id after_read;
+};
+
+net::awaitable<Threads> probe_threads(StoreService* svc) {
+  Threads t;
+  auto write_job = [](WriteContext&) { return std::this_thread::get_id(); };
+  t.write_job = co_await svc->write(std::move(write_job));
+  t.after_write = std::this_thread::get_id();
+  auto read_job = [](chat::store::Store&) { return std::this_thread::get_id(); };
+  t.read_job = co_await svc->read(std::move(read_job));
+  t.after_read = std::this_thread::get_id();
+  co_return t;
+}
+
+class StoreServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = std::make_unique<SqliteStore>(SqliteStore::Options{dir_.path() + "/chatd.db", 2});
+    service_ = std::make_unique<StoreService>(
+        std::move(store), options_, [] { return kT0; },
+        [this](std::size_t jobs, double) {
+          ++batches_;
+          std::size_t seen = max_batch_.load();
+          while (jobs > seen && !max_batch_.compare_exchange_weak(seen, jobs)) {
+          }
+        });
+    io_thread_ = std::thread([this] { io_.run(); });
+    io_thread_id_ = io_thread_.get_id();
+    // Two users and their conversation.
+    alice_ = seed_user("alice");
+    bob_ = seed_user("bob");
+    auto open = [a = alice_, b = bob_](WriteContext& ctx) { return ctx.store.open_direct(a, b, ctx.now); };
+    conversation_ = run(write_now(std::move(open))).conversation_id;
+    batches_ = 0;
+    max_batch_ = 0;
+  }
+
+  void TearDown() override {
+    if (service_) service_->stop();
+    work_.reset();
+    io_thread_.join();
+  }
+
+  template <class T>
+  T run(net::awaitable<T> awaitable) {
+    return net::co_spawn(io_, std::move(awaitable), net::use_future).get();
+  }
+
+  template <class Fn>
+  static net::awaitable<std::invoke_result_t<Fn&, WriteContext&>> write_on(StoreService* svc, Fn* fn) {
+    auto job = std::move(*fn);
+    auto r = co_await svc->write(std::move(job));
+    co_return r;
+  }
+
+  template <class Fn>
+  net::awaitable<std::invoke_result_t<Fn&, WriteContext&>> write_now(Fn fn) {
+    // Keep the job in a heap cell so the coroutine parameter is a plain pointer (GCC 12).
+    auto cell = std::make_shared<Fn>(std::move(fn));
+    cells_.push_back(cell);
+    return write_on(service_.get(), cell.get());
+  }
+
+  UserId seed_user(const std::string& name) {
+    auto create = [name](WriteContext& ctx) {
+      return ctx.store.create_user(chat::test::new_user(name, cat(name, "@example.com"), "h", ""), ctx.now)
+          .user.id;
+    };
+    return run(write_now(std::move(create)));
+  }
+
+  // Starts holding the writer; returns once the gate job is running.
+  std::future<int> close_gate(Gate& gate) {
+    auto held = net::co_spawn(io_, hold_writer(service_.get(), &gate), net::use_future);
+    gate.entered.get_future().wait();
+    return held;
+  }
+
+  // Waits (without a deadline on behaviour: only a guard against hanging forever) until `n` writes
+  // are queued behind the gate.
+  void wait_queued(std::size_t n) {
+    for (int i = 0; i < 60'000 && service_->queued_writes() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(service_->queued_writes(), n);
+  }
+
+  Seq last_seq() {
+    auto read = [a = alice_, c = conversation_](chat::store::Store& s) {
+      const auto conv = s.get_conversation(a, c);
+      return conv ? conv->last_seq : Seq{-1};
+    };
+    return run(read_on(service_.get(), &read));
+  }
+
+  template <class Fn>
+  static net::awaitable<Seq> read_on(StoreService* svc, Fn* fn) {
+    auto job = *fn;
+    const Seq r = co_await svc->read(std::move(job));
+    co_return r;
+  }
+
+  StoreService::Options options_;
+  chat::test::TempDir dir_;
+  net::io_context io_;
+  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
+  std::thread io_thread_;
+  std::thread::id io_thread_id_;
+  std::unique_ptr<StoreService> service_;
+  std::vector<std::shared_ptr<void>> cells_;
+  std::atomic<std::size_t> batches_{0};
+  std::atomic<std::size_t> max_batch_{0};
+  UserId alice_ = 0;
+  UserId bob_ = 0;
+  ConversationId conversation_ = 0;
+};
+
+TEST_F(StoreServiceTest, ResultsResumeOnTheCallersExecutor) {
+  // Goal: jobs run off the I/O thread and the awaiting coroutine resumes on its own executor.
+  // Method: compare std::this_thread::get_id() inside the jobs and after each co_await with the io
+  // thread's id.
+  const auto t = run(probe_threads(service_.get()));
+  EXPECT_EQ(t.after_write, io_thread_id_);
+  EXPECT_EQ(t.after_read, io_thread_id_);
+  EXPECT_NE(t.write_job, io_thread_id_);
+  EXPECT_NE(t.read_job, io_thread_id_);
+  EXPECT_NE(t.write_job, std::thread::id());
+}
+
+TEST_F(StoreServiceTest, ConcurrentWritesAreGroupCommitted) {
+  // Goal: 500 concurrent appends all succeed with seq 1..500 and are committed as one batch (group
+  // commit), and after_commit actions see them durable, in seq order. Method: hold the writer with a
+  // gate, co_spawn 500 appends, wait until all 500 are queued, release.
+  Gate gate;
+  auto held = close_gate(gate);
+  Recorder recorder;
+  constexpr int kWrites = 500;
+  std::vector<std::future<AppendResult>> results;
+  for (int i = 0; i < kWrites; ++i) {
+    const UserId sender = i % 2 == 0 ? alice_ : bob_;
+    results.push_back(
+        net::co_spawn(io_, append(service_.get(), conversation_, sender, i, &recorder), net::use_future));
+  }
+  wait_queued(kWrites);
+  gate.release.set_value();
+  EXPECT_EQ(held.get(), 0);
+
+  std::vector<Seq> seqs;
+  for (auto& f : results) {
+    const auto r = f.get();
+    ASSERT_EQ(r.outcome, AppendOutcome::appended);
+    seqs.push_back(r.message.seq);
+  }
+  std::sort(seqs.begin(), seqs.end());
+  for (int i = 0; i < kWrites; ++i) EXPECT_EQ(seqs[static_cast<std::size_t>(i)], i + 1);
+  EXPECT_GT(max_batch_.load(), 1U);
+  EXPECT_EQ(max_batch_.load(), static_cast<std::size_t>(kWrites));
+  EXPECT_EQ(last_seq(), kWrites);
+
+  std::lock_guard lock(recorder.mutex);
+  ASSERT_EQ(recorder.seqs.size(), static_cast<std::size_t>(kWrites));
+  EXPECT_TRUE(std::is_sorted(recorder.seqs.begin(), recorder.seqs.end()));
+  EXPECT_TRUE(std::adjacent_find(recorder.seqs.begin(), recorder.seqs.end()) == recorder.seqs.end());
+  EXPECT_TRUE(recorder.all_visible);
+}
+
+TEST_F(StoreServiceTest, AfterCommitRunsInCommitOrderAcrossBatches) {
+  // Goal: after_commit actions run in commit order whatever the batching. Method: 300 appends
+  // spawned without a gate (batches form as they may); the recorded seqs must be strictly increasing.
+  Recorder recorder;
+  std::vector<std::future<AppendResult>> results;
+  for (int i = 0; i < 300; ++i) {
+    results.push_back(
+        net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, &recorder), net::use_future));
+  }
+  for (auto& f : results) EXPECT_EQ(f.get().outcome, AppendOutcome::appended);
+  std::lock_guard lock(recorder.mutex);
+  ASSERT_EQ(recorder.seqs.size(), 300U);
+  for (std::size_t i = 0; i < recorder.seqs.size(); ++i) {
+    EXPECT_EQ(recorder.seqs[i], static_cast<Seq>(i) + 1);
+  }
+  EXPECT_TRUE(recorder.all_visible);
+}
+
+TEST_F(StoreServiceTest, AFailingJobFailsAloneInItsBatch) {
+  // Goal: a job that throws gets the exception and is rolled back; the other jobs of the same batch
+  // commit. Method: gate, then append / throwing job / append queued together (batch of 3).
+  Gate gate;
+  auto held = close_gate(gate);
+  Recorder recorder;
+  auto first =
+      net::co_spawn(io_, append(service_.get(), conversation_, alice_, 1, &recorder), net::use_future);
+  auto failing = net::co_spawn(io_, failing_job<std::runtime_error>(service_.get()), net::use_future);
+  auto third = net::co_spawn(io_, append(service_.get(), conversation_, bob_, 3, &recorder), net::use_future);
+  wait_queued(3);
+  gate.release.set_value();
+  held.get();
+  EXPECT_THROW(failing.get(), std::runtime_error);
+  EXPECT_EQ(first.get().message.seq, 1);
+  EXPECT_EQ(third.get().message.seq, 2);
+  EXPECT_EQ(max_batch_.load(), 3U);
+  EXPECT_EQ(last_seq(), 2);
+  // The ghost user was rolled back with its job.
+  auto find = [](chat::store::Store& s) { return s.find_credentials("ghost") ? Seq{1} : Seq{0}; };
+  EXPECT_EQ(run(read_on(service_.get(), &find)), 0);
+  std::lock_guard lock(recorder.mutex);
+  EXPECT_EQ(recorder.seqs, (std::vector<Seq>{1, 2}));
+}
+
+TEST_F(StoreServiceTest, AStoreErrorFailsTheWholeBatch) {
+  // Goal: an infrastructure error (StoreError) in one job fails every job of its batch, and no
+  // after_commit action runs. Method: gate, then append / job throwing StoreUnavailable / append.
+  Gate gate;
+  auto held = close_gate(gate);
+  Recorder recorder;
+  auto first =
+      net::co_spawn(io_, append(service_.get(), conversation_, alice_, 1, &recorder), net::use_future);
+  auto failing = net::co_spawn(io_, failing_job<StoreUnavailable>(service_.get()), net::use_future);
+  auto third = net::co_spawn(io_, append(service_.get(), conversation_, bob_, 3, &recorder), net::use_future);
+  wait_queued(3);
+  gate.release.set_value();
+  held.get();
+  EXPECT_THROW(first.get(), StoreUnavailable);
+  EXPECT_THROW(failing.get(), StoreUnavailable);
+  EXPECT_THROW(third.get(), StoreUnavailable);
+  EXPECT_EQ(last_seq(), 0);
+  {
+    std::lock_guard lock(recorder.mutex);
+    EXPECT_TRUE(recorder.seqs.empty());
+  }
+  // The service keeps working afterwards.
+  auto again = net::co_spawn(io_, append(service_.get(), conversation_, alice_, 1, nullptr), net::use_future);
+  EXPECT_EQ(again.get().message.seq, 1);
+}
+
+TEST_F(StoreServiceTest, StopDrainsQueuedWritesThenRefuses) {
+  // Goal: stop() finishes every write queued before it, and a later write fails with
+  // StoreUnavailable. Method: gate, queue 50 appends, call stop() on another thread while the gate
+  // holds, release; all 50 succeed; then one more write.
+  Gate gate;
+  auto held = close_gate(gate);
+  std::vector<std::future<AppendResult>> results;
+  for (int i = 0; i < 50; ++i) {
+    results.push_back(
+        net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, nullptr), net::use_future));
+  }
+  wait_queued(50);
+  std::thread stopper([this] { service_->stop(); });
+  gate.release.set_value();
+  stopper.join();
+  held.get();
+  for (auto& f : results) EXPECT_EQ(f.get().outcome, AppendOutcome::appended);
+
+  auto late = net::co_spawn(io_, append(service_.get(), conversation_, alice_, 99, nullptr), net::use_future);
+  EXPECT_THROW(late.get(), StoreUnavailable);
+  service_->stop();  // idempotent
+
+  // Everything queued before stop() is on disk.
+  SqliteStore reopened(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
+  EXPECT_EQ(reopened.get_conversation(alice_, conversation_)->last_seq, 50);
+}
+
+// A service whose write queue holds at most 10 jobs.
+class StoreServiceSmallQueueTest : public StoreServiceTest {
+ protected:
+  StoreServiceSmallQueueTest() { options_.queue_jobs_max = 10; }
+};
+
+TEST_F(StoreServiceSmallQueueTest, OverloadIsRefusedPastTheQueueLimit) {
+  // Goal: with queue_jobs_max = N, N queued writes are accepted and write N+1 is refused at once
+  // with StoreUnavailable. Method: N = 10, gate, queue 10, then one more.
+  Gate gate;
+  auto held = close_gate(gate);
+  std::vector<std::future<AppendResult>> accepted;
+  for (int i = 0; i < 10; ++i) {
+    accepted.push_back(
+        net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, nullptr), net::use_future));
+  }
+  wait_queued(10);
+  auto refused =
+      net::co_spawn(io_, append(service_.get(), conversation_, alice_, 10, nullptr), net::use_future);
+  EXPECT_THROW(refused.get(), StoreUnavailable);  // completes while the gate still holds
+  gate.release.set_value();
+  held.get();
+  for (auto& f : accepted) EXPECT_EQ(f.get().outcome, AppendOutcome::appended);
+  EXPECT_EQ(last_seq(), 10);
+}
+
+TEST_F(StoreServiceTest, IdsResumeAboveStoredMessagesAfterRestart) {
+  // Goal: a new service on an existing file issues message ids above every stored one, even though
+  // the clock is the same frozen instant. Method: append, restart the service, append, compare ids.
+  auto before = run(append(service_.get(), conversation_, alice_, 1, nullptr));
+  service_->stop();
+  service_.reset();
+  auto store = std::make_unique<SqliteStore>(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
+  service_ = std::make_unique<StoreService>(std::move(store), StoreService::Options{}, [] { return kT0; });
+  auto after = run(append(service_.get(), conversation_, alice_, 2, nullptr));
+  ASSERT_EQ(after.outcome, AppendOutcome::appended);
+  EXPECT_GT(after.message.id, before.message.id);
+  EXPECT_EQ(after.message.seq, 2);
+}
+
+}  // namespace
