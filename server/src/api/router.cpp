@@ -127,6 +127,8 @@ std::optional<std::string> bearer(const Request& r) {
 bool known_route(const std::vector<std::string>& r) {
   if (r.size() == 2 && r[0] == "auth") return true;
   if (r.size() == 2 && r[0] == "users" && (r[1] == "me" || r[1] == "search")) return true;
+  if (r.size() == 3 && r[0] == "users" && r[1] == "me" && r[2] == "devices") return true;
+  if (r.size() == 4 && r[0] == "users" && r[1] == "me" && r[2] == "devices") return true;
   if (r.size() == 3 && r[0] == "users" && r[2] == "profile") return true;
   if (r.size() == 1 && r[0] == "conversations") return true;
   if (r.size() == 2 && r[0] == "conversations") return true;
@@ -253,6 +255,32 @@ net::awaitable<Response> Router::handle(Request request) {
         auto r = co_await svc.get_profile(*auth, auth->user_id);
         if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
         co_return json_response(200, wire::user(std::get<domain::User>(r), true));
+      }
+      if (rest.size() >= 3 && rest[1] == "me" && rest[2] == "devices") {
+        if (rest.size() == 3) {
+          if (method != "GET") co_return fail(ErrorCode::method_not_allowed, "use GET");
+          auto list = co_await svc.devices(*auth);
+          json::array out;
+          for (const auto& d : list) {
+            out.push_back(json::object{{"device_id", wire::id(d.device_id)},
+                                       {"session_id", wire::id(d.session_id)},
+                                       {"type", domain::to_string(d.type)},
+                                       {"name", d.name},
+                                       {"created_at", d.created_at},
+                                       {"last_active", d.last_active},
+                                       {"current", d.session_id == auth->session_id}});
+          }
+          co_return json_response(200, json::object{{"devices", std::move(out)}});
+        }
+        if (method != "DELETE") co_return fail(ErrorCode::method_not_allowed, "use DELETE");
+        const auto device = wire::parse_id(rest[3]);
+        if (!device) co_return fail(ErrorCode::not_found, "not found");
+        auto r = co_await svc.revoke_device(*auth, *device);
+        if (auto* f = service::failed(r)) co_return error_response(metrics, *f);
+        Response res;
+        res.status = 204;
+        res.content_type.clear();
+        co_return res;
       }
       if (rest.size() == 2 && rest[1] == "search") {
         if (method != "GET") co_return fail(ErrorCode::method_not_allowed, "use GET");

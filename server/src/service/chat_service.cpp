@@ -175,6 +175,22 @@ net::awaitable<std::optional<domain::AuthContext>> ChatService::authenticate(std
   co_return co_await store_.read(std::move(job7));
 }
 
+net::awaitable<std::vector<store::DeviceSession>> ChatService::devices(domain::AuthContext auth) {
+  const auto user = auth.user_id;
+  const auto now = clock_();
+  auto job = [user, now](store::Store& s) { return s.list_devices(user, now); };
+  co_return co_await store_.read(std::move(job));
+}
+
+net::awaitable<Result<bool>> ChatService::revoke_device(domain::AuthContext auth, domain::DeviceId device) {
+  const auto user = auth.user_id;
+  auto job = [user, device](store::WriteContext& w) { return w.store.revoke_device(user, device, w.now); };
+  const auto sessions = co_await store_.write(std::move(job));
+  if (sessions.empty()) co_return not_found();
+  for (auto s : sessions) hub_.revoke_session(user, s);
+  co_return true;
+}
+
 net::awaitable<Result<domain::User>> ChatService::get_profile(domain::AuthContext auth, domain::UserId id) {
   auto job8 = [id](store::Store& s) { return s.find_user(id); };
   auto user = co_await store_.read(std::move(job8));

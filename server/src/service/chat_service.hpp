@@ -110,6 +110,9 @@ class ChatService {
   net::awaitable<Result<SessionGrant>> refresh(std::string refresh_token);
   net::awaitable<void> logout(domain::AuthContext auth);
   net::awaitable<std::optional<domain::AuthContext>> authenticate(std::string token);
+  net::awaitable<std::vector<store::DeviceSession>> devices(domain::AuthContext auth);
+  // Logs one of the caller's devices out everywhere (its sockets close with 4001).
+  net::awaitable<Result<bool>> revoke_device(domain::AuthContext auth, domain::DeviceId device);
 
   net::awaitable<Result<domain::User>> get_profile(domain::AuthContext auth, domain::UserId user);
   net::awaitable<Result<domain::User>> update_profile(domain::AuthContext auth,

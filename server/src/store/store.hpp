@@ -52,6 +52,16 @@ struct SessionIds {
   DeviceId device_id = 0;
 };
 
+// A logged-in device: one live session (not revoked, refresh token not expired).
+struct DeviceSession {
+  DeviceId device_id = 0;
+  SessionId session_id = 0;
+  domain::DeviceType type = domain::DeviceType::web;
+  std::string name;
+  TimeMs created_at = 0;
+  TimeMs last_active = 0;
+};
+
 struct RotateRequest {
   std::string old_refresh_hash;
   std::string access_hash;
@@ -193,6 +203,8 @@ class Store {
   virtual RotateResult rotate_refresh(const RotateRequest& request, TimeMs now) = 0;
   // Returns false if the session was already revoked or does not exist.
   virtual bool revoke_session(SessionId session, TimeMs now) = 0;
+  // Revokes the live sessions of one of `user`'s devices; returns their ids (empty: not found).
+  virtual std::vector<SessionId> revoke_device(UserId user, DeviceId device, TimeMs now) = 0;
   virtual std::optional<domain::User> update_profile(UserId user, const ProfileUpdate& update) = 0;
   virtual void set_last_seen(UserId user, TimeMs when) = 0;
   virtual OpenDirectResult open_direct(UserId self, UserId other, TimeMs now) = 0;
@@ -243,6 +255,7 @@ class Store {
   virtual std::optional<Credentials> find_credentials(std::string_view login_folded) = 0;
   virtual std::optional<domain::AuthContext> find_access(std::string_view access_hash, TimeMs now) = 0;
   virtual std::optional<domain::User> find_user(UserId user) = 0;
+  virtual std::vector<DeviceSession> list_devices(UserId user, TimeMs now) = 0;
   virtual std::vector<domain::User> search_users(std::string_view prefix_folded, int limit) = 0;
   virtual std::vector<domain::Conversation> list_conversations(UserId viewer) = 0;
   virtual std::optional<domain::Conversation> get_conversation(UserId viewer, ConversationId id) = 0;

@@ -290,3 +290,40 @@ test('auth rate limit per IP: --rate-auth-ip-per-min 5 admits 5 attempts, the 6t
     await limited.close();
   }
 });
+
+test('devices: list the logged-in devices, log one out remotely (its sockets close with 4001)', T, async () => {
+  // Goal: a user sees their devices and can sign one out from another. Method: register (web) and log
+  // in twice more (mobile, smart_tv); list; DELETE the mobile device from the web session; its token
+  // and socket die, the others live; another user's device id and unknown ids are 404.
+  const u = await srv.registerUser('Dev');
+  const phone = await srv.login(u.username, undefined, { type: 'mobile', name: 'phone' });
+  const tv = await srv.login(u.username, undefined, { type: 'smart_tv', name: 'living room' });
+  const list = await srv.api('GET', '/api/v1/users/me/devices', { token: u.token });
+  assert.equal(list.status, 200);
+  assert.equal(list.json.devices.length, 3);
+  const byType = Object.fromEntries(list.json.devices.map((d) => [d.type, d]));
+  assert.equal(byType.mobile.name, 'phone');
+  assert.equal(byType.smart_tv.name, 'living room');
+  assert.equal(byType.web.current, true);
+  assert.equal(byType.mobile.current, false);
+  const phoneWs = await srv.wsClient(phone.token);
+  const tvWs = await srv.wsClient(tv.token);
+  const del = await srv.api('DELETE', `/api/v1/users/me/devices/${byType.mobile.device_id}`, { token: u.token });
+  assert.equal(del.status, 204);
+  const closed = await phoneWs.waitClosed(5000);
+  assert.equal(closed.code, 4001);
+  assertError(await srv.api('GET', '/api/v1/users/me', { token: phone.token }), 401, 'unauthorized', 'revoked device');
+  assert.equal((await srv.api('GET', '/api/v1/users/me', { token: tv.token })).status, 200);
+  tvWs.send({ type: 'ping' });
+  await tvWs.next((f) => f.type === 'pong');
+  const after2 = await srv.api('GET', '/api/v1/users/me/devices', { token: u.token });
+  assert.equal(after2.json.devices.length, 2);
+  // Someone else's device, an unknown one, the same one again.
+  const other = await srv.registerUser('Oth');
+  const theirs = (await srv.api('GET', '/api/v1/users/me/devices', { token: other.token })).json.devices[0];
+  assertError(await srv.api('DELETE', `/api/v1/users/me/devices/${theirs.device_id}`, { token: u.token }), 404, 'not_found', 'foreign device');
+  assertError(await srv.api('DELETE', '/api/v1/users/me/devices/987654321', { token: u.token }), 404, 'not_found', 'unknown device');
+  assertError(await srv.api('DELETE', `/api/v1/users/me/devices/${byType.mobile.device_id}`, { token: u.token }), 404, 'not_found', 'already revoked');
+  assert.equal((await srv.api('GET', '/api/v1/users/me', { token: other.token })).status, 200);
+  tvWs.close();
+});

@@ -177,6 +177,12 @@ constexpr std::string_view kRotate =
     "WHERE id = ?1";
 constexpr std::string_view kRevoke =
     "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL";
+constexpr std::string_view kListDevices =
+    "SELECT d.id, s.id, d.device_type, d.name, d.created_at, d.last_active FROM sessions s "
+    "JOIN devices d ON d.id = s.device_id WHERE s.user_id = ?1 AND s.revoked_at IS NULL "
+    "AND s.refresh_expires_at > ?2 ORDER BY d.last_active DESC, d.id DESC LIMIT 200";
+constexpr std::string_view kDeviceSessions =
+    "SELECT id FROM sessions WHERE user_id = ?1 AND device_id = ?2 AND revoked_at IS NULL";
 constexpr std::string_view kTouchDevice =
     "UPDATE devices SET last_active = ?2 WHERE id = (SELECT device_id FROM sessions WHERE id = ?1)";
 
@@ -424,6 +430,30 @@ RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs no
 bool SqliteStore::revoke_session(SessionId session, TimeMs now) {
   writer_->prepare(kRevoke).bind(1, session).bind(2, now).run();
   return writer_->changes() > 0;
+}
+
+std::vector<SessionId> SqliteStore::revoke_device(UserId user, DeviceId device, TimeMs now) {
+  std::vector<SessionId> ids;
+  {
+    auto s = writer_->prepare(kDeviceSessions);
+    s.bind(1, user).bind(2, device);
+    while (s.step()) ids.push_back(s.int64(0));
+  }
+  for (auto id : ids) writer_->prepare(kRevoke).bind(1, id).bind(2, now).run();
+  return ids;
+}
+
+std::vector<DeviceSession> SqliteStore::list_devices(UserId user, TimeMs now) {
+  auto db = lease();
+  auto s = (*db).prepare(kListDevices);
+  s.bind(1, user).bind(2, now);
+  std::vector<DeviceSession> out;
+  while (s.step()) {
+    out.push_back(DeviceSession{s.int64(0), s.int64(1),
+                                domain::parse_device_type(s.text(2)).value_or(domain::DeviceType::web),
+                                s.text(3), s.int64(4), s.int64(5)});
+  }
+  return out;
 }
 
 std::optional<domain::User> SqliteStore::update_profile(UserId user, const ProfileUpdate& update) {

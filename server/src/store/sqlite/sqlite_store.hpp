@@ -38,6 +38,8 @@ class SqliteStore final : public Store {
   SessionIds create_session(const NewSession& session, TimeMs now) override;
   RotateResult rotate_refresh(const RotateRequest& request, TimeMs now) override;
   bool revoke_session(SessionId session, TimeMs now) override;
+  std::vector<SessionId> revoke_device(UserId user, DeviceId device, TimeMs now) override;
+  std::vector<DeviceSession> list_devices(UserId user, TimeMs now) override;
   std::optional<domain::User> update_profile(UserId user, const ProfileUpdate& update) override;
   void set_last_seen(UserId user, TimeMs when) override;
   OpenDirectResult open_direct(UserId self, UserId other, TimeMs now) override;
