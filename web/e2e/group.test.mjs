@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, newPage, registerUI, sendUI, bubble, uname, apiRegister, serverHasGroups, shot, v2, openConv } from './lib.mjs';
+import { startServer, launch, newPage, registerUI, sendUI, bubble, uname, api, apiRegister, serverHasGroups, shot, v2, openConv } from './lib.mjs';
 
 let srv, browser;
 before(async () => {
@@ -70,8 +70,33 @@ test('three-person group: create, chat, read-by, rename, edit/react/delete, invi
     // reply from Cat
     await C.page.locator('.msg', { hasText: 'Thanks Ann' }).getByRole('button', { name: 'Message actions' }).click();
     await C.page.getByRole('menuitem', { name: 'Reply' }).click();
+    await C.page.locator('.composer-context', { hasText: 'Replying to Ben Member' }).waitFor();
     await sendUI(C.page, 'you are welcome');
-    await A.page.locator('.msg blockquote', { hasText: 'Ben Member: Thanks Ann' }).waitFor();
+    // rendered as a quote block (sender + first line of the original) above the text
+    const quote = A.page.locator('.msg', { hasText: 'you are welcome' }).locator('.reply-quote');
+    await quote.waitFor();
+    assert.equal(await quote.locator('.quote-sender').innerText(), 'Ben Member');
+    assert.equal(await quote.locator('.quote-text').innerText(), 'Thanks Ann');
+    assert.equal(await A.page.locator('.msg', { hasText: 'you are welcome' }).locator('.text').innerText(), 'you are welcome');
+    // stored as a real reply: reply_to = the original's id, no "> " prefix in the body
+    const { token, cid } = await A.page.evaluate(() => ({
+      token: JSON.parse(localStorage.getItem('chatd.auth')).session.access_token,
+      cid: window.chatd.activeId,
+    }));
+    const hist = await api(srv.base, 'GET', `/api/v1/conversations/${cid}/messages?limit=100`, undefined, token);
+    assert.equal(hist.status, 200);
+    const orig = hist.body.messages.find((m) => m.type === 'text' && m.body === 'Thanks Ann');
+    const reply = hist.body.messages.find((m) => m.type === 'text' && m.body.endsWith('you are welcome'));
+    assert.ok(orig && reply, 'original and reply are in the history');
+    assert.equal(orig.reply_to, null);
+    assert.equal(reply.reply_to, orig.id);
+    assert.equal(reply.body, 'you are welcome');
+    assert.ok(!reply.body.startsWith('> '));
+    // the quote is a button: Enter on it brings the original into view and focuses it
+    await quote.focus();
+    await A.page.keyboard.press('Enter');
+    await A.page.locator('.msg.flash', { hasText: 'Thanks Ann' }).waitFor();
+    assert.ok(await A.page.evaluate(() => !!document.activeElement?.closest('.msg')?.textContent?.includes('Thanks Ann')));
     // delete
     await sendUI(A.page, 'oops wrong chat');
     await bubble(B.page, 'oops wrong chat').waitFor();

@@ -87,8 +87,19 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   await page.waitForFunction(() => document.activeElement?.tagName === 'TEXTAREA');
   await page.keyboard.type('8 works');
   await page.keyboard.press('Enter');
-  await page.locator('.msg.mine blockquote', { hasText: 'Movie night at 8?' }).waitFor();
+  await page.locator('.msg.mine .reply-quote', { hasText: 'Movie night at 8?' }).waitFor();
   await shot(page, 'tv-conversation');
+
+  // the quote is reachable with arrows; Enter on it moves focus to the original message
+  // focus is back in the composer: Up reaches the reply's actions, Right the quote in its bubble
+  await page.waitForFunction(() => document.activeElement?.tagName === 'TEXTAREA');
+  await page.keyboard.press('ArrowUp');
+  assert.ok(await page.evaluate(() => !!document.activeElement?.closest('.msg.mine')?.querySelector('.reply-quote')));
+  await arrowTo(page, 'ArrowRight', (f) => f.label.startsWith('Reply to Friendly Fran'), 3);
+  assert.ok((await focused(page)).ring, 'visible focus ring on the quote');
+  await page.keyboard.press('Enter');
+  await page.locator('.msg.theirs.flash', { hasText: 'Movie night at 8?' }).waitFor();
+  assert.ok(await page.evaluate(() => !!document.activeElement?.closest('.msg.theirs')));
 
   // Back (Escape) returns to the list with focus on the conversation
   await page.keyboard.press('Escape');

@@ -4,6 +4,8 @@ export interface OutboxEntry {
   client_msg_id: string;
   conversation_id: Id;
   body: string;
+  /** The message this one replies to; sent again on every resend. */
+  reply_to?: Id | null;
   created_at: number;
   status: 'pending' | 'failed';
   error?: string;

@@ -186,6 +186,109 @@ describe('outbox', () => {
     expect(await cache.loadOutbox()).toEqual([]);
   });
 
+  it('puts reply_to in the send frame and the outbox entry, keeps it on resend, and the acked row carries it', async () => {
+    const { server, clock, client } = setup();
+    server.addConversation('10', 2);
+    await client.start();
+    await settle();
+    await client.open('10');
+    await settle();
+    const orig = client.visibleMessages('10')[0];
+    expect(orig.reply_to).toBeNull();
+    server.holdAcks = true;
+    const e = client.send('10', 'agreed', { replyTo: orig.id });
+    expect(e.reply_to).toBe(orig.id);
+    expect(client.outbox.get(e.client_msg_id)!.reply_to).toBe(orig.id);
+    await settle();
+    expect(server.live!.sent.filter((f) => f.type === 'send')).toEqual([
+      { type: 'send', conversation_id: '10', client_msg_id: e.client_msg_id, body: 'agreed', reply_to: orig.id },
+    ]);
+    // connection dies before the ack: the resend keeps reply_to
+    server.live!.kill();
+    server.holdAcks = false;
+    await clock.advance(client.socket.delays[0]);
+    await settle();
+    const sends = server.sockets.flatMap((s) => s.sent).filter((f) => f.type === 'send');
+    expect(sends).toHaveLength(2);
+    expect(sends[1]).toEqual(sends[0]);
+    expect(server.log.get('10')!.at(-1)!.reply_to).toBe(orig.id);
+    const mine = client.visibleMessages('10').find((m) => m.body === 'agreed')!;
+    expect(mine.reply_to).toBe(orig.id);
+    expect(client.messageById('10', mine.reply_to!)!.body).toBe('m1');
+  });
+
+  it('sends no reply_to for a plain message', async () => {
+    const { server, client } = setup();
+    server.addConversation('10');
+    await client.start();
+    await settle();
+    const e = client.send('10', 'plain');
+    await settle();
+    expect(e.reply_to).toBeNull();
+    const f = server.live!.sent.find((x) => x.type === 'send')!;
+    expect('reply_to' in f).toBe(false);
+    expect(client.visibleMessages('10')[0].reply_to).toBeNull();
+  });
+
+  it('a restored outbox entry is resent with its reply_to', async () => {
+    const cache = new MemoryCache();
+    const a = setup({ cache });
+    a.server.addConversation('10', 1);
+    a.server.refuse = true;
+    await a.client.start();
+    await settle();
+    const origId = a.server.log.get('10')![0].id;
+    a.client.send('10', 'later', { replyTo: origId });
+    await settle();
+    a.client.stop();
+    expect((await cache.loadOutbox()).map((e) => e.reply_to)).toEqual([origId]);
+    const b = setup({ cache });
+    b.server.addConversation('10', 1);
+    await b.client.start();
+    await settle();
+    expect(b.server.live!.sent.find((f) => f.type === 'send')!.reply_to).toBe(origId);
+    expect(b.server.log.get('10')!.at(-1)).toMatchObject({ body: 'later', reply_to: origId });
+  });
+
+  it('rows without reply_to (older server, old cache) are stored with reply_to null; pushed replies keep it', async () => {
+    const { server, client } = setup();
+    server.addConversation('10', 1);
+    await client.start();
+    await settle();
+    const base = server.log.get('10')![0];
+    const legacy: Record<string, unknown> = { ...base, id: '5001', seq: 2, body: 'old' };
+    delete legacy.reply_to;
+    server.live!.push({ type: 'message', message: legacy });
+    server.live!.push({ type: 'message', message: { ...base, id: '5002', seq: 3, body: 're', reply_to: base.id } });
+    await settle();
+    expect(client.messageById('10', '5001')!.reply_to).toBeNull();
+    expect(client.messageById('10', '5002')!.reply_to).toBe(base.id);
+  });
+
+  it('findMessage pages older history until the replied-to message is loaded', async () => {
+    const { server, client } = setup();
+    server.addConversation('10', 120);
+    await client.start();
+    await settle();
+    await client.open('10');
+    await settle();
+    const first = server.log.get('10')![0];
+    expect(client.messageById('10', first.id)).toBeUndefined();
+    const found = await client.findMessage('10', first.id);
+    expect(found?.body).toBe('m1');
+    expect(await client.findMessage('10', '999999')).toBeUndefined();
+  });
+
+  it('refuses a malformed reply_to locally', async () => {
+    const { server, client } = setup();
+    server.addConversation('10');
+    await client.start();
+    await settle();
+    const e = client.send('10', 'x', { replyTo: 'abc' });
+    expect(e.status).toBe('failed');
+    expect(e.error).toBe('bad_request');
+  });
+
   it('marks a message failed on a permanent error', async () => {
     const { server, client } = setup();
     server.addConversation('10');

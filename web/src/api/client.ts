@@ -447,6 +447,7 @@ export class ChatClient {
   private store(st: ConvState, m: Message, replace = false): boolean {
     const had = st.msgs.get(m.seq);
     if (had && !replace) return false;
+    if (m.reply_to === undefined) m = { ...m, reply_to: null }; // older server or cache row
     if (had && replace && had.type === 'text' && m.type === 'text') {
       // keep locally folded state if it is newer than the fetched row
       m = { ...m };
@@ -671,6 +672,40 @@ export class ChatClient {
     return n;
   }
 
+  /** A loaded row of a conversation by id (current state), or undefined. */
+  messageById(cid: Id, id: Id): Message | undefined {
+    return this.convs.get(cid)?.byId.get(id);
+  }
+
+  private replyLookups = new Map<string, Promise<Message | undefined>>();
+  /**
+   * The message a reply points at: from the loaded rows, else by paging older history
+   * (at most `maxPages` pages of 50) until it shows up. Single-flight per (conversation, id).
+   */
+  findMessage(cid: Id, id: Id, maxPages = 10): Promise<Message | undefined> {
+    const have = this.messageById(cid, id);
+    if (have) return Promise.resolve(have);
+    const key = `${cid}:${id}`;
+    const running = this.replyLookups.get(key);
+    if (running) return running;
+    const p = (async () => {
+      try {
+        for (let i = 0; i < maxPages; i++) {
+          const st = this.convs.get(cid);
+          if (!st || !st.hasOlder) break;
+          await this.loadOlder(cid);
+          const m = this.messageById(cid, id);
+          if (m) return m;
+        }
+        return this.messageById(cid, id);
+      } finally {
+        this.replyLookups.delete(key);
+      }
+    })();
+    this.replyLookups.set(key, p);
+    return p;
+  }
+
   /** Rows to show: text messages (current state) and group events, ascending. */
   visibleMessages(cid: Id): Message[] {
     const st = this.convs.get(cid);
@@ -686,11 +721,12 @@ export class ChatClient {
 
   // ------------------------------------------------------------------ sending
   /** Queues a message in the outbox (persisted) and sends it when connected. */
-  send(cid: Id, body: string): OutboxEntry {
+  send(cid: Id, body: string, opts: { replyTo?: Id | null } = {}): OutboxEntry {
     const e: OutboxEntry = {
       client_msg_id: randomId(),
       conversation_id: cid,
       body,
+      reply_to: opts.replyTo ?? null,
       created_at: this.timers.now(),
       status: 'pending',
     };
@@ -710,7 +746,13 @@ export class ChatClient {
 
   private transmit(e: OutboxEntry) {
     if (e.status !== 'pending') return;
-    this.socket.send({ type: 'send', conversation_id: e.conversation_id, client_msg_id: e.client_msg_id, body: e.body });
+    this.socket.send({
+      type: 'send',
+      conversation_id: e.conversation_id,
+      client_msg_id: e.client_msg_id,
+      body: e.body,
+      ...(e.reply_to ? { reply_to: e.reply_to } : {}),
+    });
   }
 
   retry(clientMsgId: string) {
@@ -757,6 +799,7 @@ export class ChatClient {
         client_msg_id: f.client_msg_id,
         created_at: f.created_at,
         ref_id: null,
+        reply_to: e.reply_to ?? null,
         data: null,
         edited_at: null,
         deleted: false,

@@ -186,8 +186,8 @@ export class RestClient {
     const qs = params.toString();
     return this.request('GET', `/api/v1/conversations/${id}/messages${qs ? '?' + qs : ''}`);
   }
-  sendMessage(id: Id, client_msg_id: string, body: string): Promise<Message> {
-    return this.request('POST', `/api/v1/conversations/${id}/messages`, { client_msg_id, body });
+  sendMessage(id: Id, client_msg_id: string, body: string, replyTo?: Id | null): Promise<Message> {
+    return this.request('POST', `/api/v1/conversations/${id}/messages`, replyTo ? { client_msg_id, body, reply_to: replyTo } : { client_msg_id, body });
   }
   markRead(messageId: Id): Promise<{ conversation_id: Id; read_seq: number }> {
     return this.request('PUT', `/api/v1/messages/${messageId}/read`);

@@ -143,7 +143,7 @@ export class FakeChatd {
     return c;
   }
 
-  append(cid: string, sender: string, body: string, client_msg_id: string | null = null): Message {
+  append(cid: string, sender: string, body: string, client_msg_id: string | null = null, reply_to: string | null = null): Message {
     const l = this.log.get(cid)!;
     const m: Message = {
       id: String(++this.nextId),
@@ -155,6 +155,7 @@ export class FakeChatd {
       client_msg_id,
       created_at: 1_700_000_000_000 + l.length,
       ref_id: null,
+      reply_to,
       data: null,
       edited_at: null,
       deleted: false,
@@ -198,7 +199,12 @@ export class FakeChatd {
       case 'send': {
         let m = this.byClientId.get(f.client_msg_id);
         if (!m) {
-          m = this.append(f.conversation_id, this.me, f.body, f.client_msg_id);
+          const target = f.reply_to == null ? null : this.log.get(f.conversation_id)?.find((x) => x.id === String(f.reply_to) && x.type === 'text');
+          if (f.reply_to != null && !target) {
+            s.push({ type: 'error', code: 'bad_request', message: 'reply_to', client_msg_id: f.client_msg_id });
+            return;
+          }
+          m = this.append(f.conversation_id, this.me, f.body, f.client_msg_id, target ? target.id : null);
           this.byClientId.set(f.client_msg_id, m);
         }
         if (this.holdAcks) return;

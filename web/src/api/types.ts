@@ -67,6 +67,8 @@ export interface Message {
   client_msg_id: string | null;
   created_at: number;
   ref_id?: Id | null;
+  /** `text`: the message this one replies to (same conversation), or null. */
+  reply_to: Id | null;
   data?: Record<string, unknown> | null;
   edited_at?: number | null;
   deleted?: boolean;
@@ -109,7 +111,7 @@ export type DeviceType = 'web' | 'mobile' | 'smart_tv';
 export type ClientFrame =
   | { type: 'auth'; token: string }
   | { type: 'ping' }
-  | { type: 'send'; conversation_id: Id; client_msg_id: string; body: string; request_id?: string }
+  | { type: 'send'; conversation_id: Id; client_msg_id: string; body: string; reply_to?: Id; request_id?: string }
   | { type: 'read'; conversation_id: Id; seq: number }
   | { type: 'delivered'; conversation_id: Id; seq: number }
   | { type: 'typing'; conversation_id: Id }

@@ -88,22 +88,65 @@ export function ConversationView({ client, st, onBack, onManage, setMenuCloser }
   );
 }
 
-function quoteOf(client: ChatClient, m: Message): string {
-  const first = m.body.replace(/^(> .*\n)+/, '').split('\n')[0];
-  const text = [...first].length > 80 ? [...first].slice(0, 80).join('') + '…' : first;
-  return `> ${client.memberName(m.conversation_id, m.sender_id)}: ${text}\n`;
+/** Strips the `> Name: line` prefix older clients put in front of a reply's body. */
+const LEGACY_QUOTE = /^(> .*\n)+/;
+
+/** First line of a message, without a legacy quote prefix, cut to `max` code points. */
+function firstLine(body: string, max = 80): string {
+  const first = body.replace(LEGACY_QUOTE, '').split('\n')[0];
+  return [...first].length > max ? [...first].slice(0, max).join('') + '…' : first;
 }
 
-/** Renders a body as text; leading "> " lines (replies) become a quote block. */
-function Body({ text }: { text: string }) {
+/**
+ * Renders a body as text. A real reply (`reply_to`) gets a quote block above the text; bodies of
+ * replies sent by older clients (leading "> " lines, no reply_to) still show their quote.
+ */
+function Body({ text, quote }: { text: string; quote?: React.ReactNode }) {
   const lines = text.split('\n');
   let q = 0;
-  while (q < lines.length - 1 && lines[q].startsWith('> ')) q++;
+  if (!quote) while (q < lines.length - 1 && lines[q].startsWith('> ')) q++;
   return (
     <div className="body">
+      {quote}
       {q > 0 && <blockquote>{lines.slice(0, q).map((l) => l.slice(2)).join('\n')}</blockquote>}
       <span className="text">{lines.slice(q).join('\n')}</span>
     </div>
+  );
+}
+
+/**
+ * The quote block of a reply: sender and first line of the original, from the loaded rows
+ * ("a message" while it is not loaded). Click / Enter / Space jumps to the original (loading
+ * older history on demand).
+ */
+function ReplyQuote({ client, cid, id, onJump }: { client: ChatClient; cid: string; id: string; onJump?: (id: string) => void }) {
+  const q = client.messageById(cid, id);
+  const who = q ? client.memberName(cid, q.sender_id) : null;
+  const line = !q ? 'a message' : q.deleted ? 'Message deleted' : firstLine(q.body);
+  const jump = onJump ? () => onJump(id) : undefined;
+  return (
+    <blockquote
+      className={`reply-quote ${q ? '' : 'unknown'}`}
+      data-reply-to={id}
+      role={jump ? 'button' : undefined}
+      tabIndex={jump ? 0 : undefined}
+      aria-label={`Reply to ${who ? `${who}: ${line}` : 'a message'}${jump ? '. Show the original' : ''}`}
+      title={jump ? 'Show the original message' : undefined}
+      onClick={jump}
+      onKeyDown={
+        jump &&
+        ((e) => {
+          if (e.key === 'Enter' || e.key === ' ') {
+            e.preventDefault();
+            e.stopPropagation();
+            jump();
+          }
+        })
+      }
+    >
+      {who && <span className="quote-sender">{who}</span>}
+      <span className={`quote-text ${q?.deleted ? 'deleted' : ''}`}>{line}</span>
+    </blockquote>
   );
 }
 
@@ -127,6 +170,8 @@ function MessageList({
   const [loading, setLoading] = useState(false);
   const loadingRef = useRef(false);
   const [menuFor, setMenuFor] = useState<string | null>(null);
+  const [jump, setJump] = useState<{ seq: number } | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const ref = useRef<HTMLDivElement>(null);
   const anchor = useRef<{ h: number; top: number } | null>(null);
   const stick = useRef(true);
@@ -167,6 +212,27 @@ function MessageList({
     }
   };
 
+  /** Scroll to the message a reply quotes (widening the window / loading older pages if needed). */
+  const jumpTo = async (id: string) => {
+    setNotice(null);
+    let m = client.messageById(cid, id);
+    if (!m) {
+      setNotice('Looking for the original message…');
+      m = await client.findMessage(cid, id).catch(() => undefined);
+    }
+    if (!m) {
+      setNotice('The original message is not available.');
+      return;
+    }
+    setNotice(null);
+    const all = client.visibleMessages(cid);
+    const idx = all.findIndex((r) => r.seq === m!.seq);
+    // outside the rendered window (or just loaded): widen the window to start a little above it
+    if (idx >= 0 && m.seq < (shown[0]?.seq ?? Infinity)) setStartSeq(all[Math.max(0, idx - 5)].seq);
+    stick.current = false;
+    setJump({ seq: m.seq });
+  };
+
   const onScroll = () => {
     const el = ref.current;
     if (!el) return;
@@ -185,6 +251,21 @@ function MessageList({
       el.scrollTop = el.scrollHeight;
     }
   });
+
+  // after a jump: bring the original into view, flash it and put focus on it
+  useLayoutEffect(() => {
+    if (!jump) return;
+    const el = ref.current?.querySelector<HTMLElement>(`.msg[data-seq="${jump.seq}"]`);
+    setJump(null);
+    if (!el) return;
+    el.scrollIntoView({ block: 'center' });
+    const target = el.querySelector<HTMLElement>('.reply-quote, .msg-actions');
+    target?.focus({ preventScroll: true });
+    el.classList.remove('flash');
+    void el.offsetWidth; // restart the animation
+    el.classList.add('flash');
+    window.setTimeout(() => el.classList.remove('flash'), 1600);
+  }, [jump]);
 
   // if the first page does not fill the view, load more
   useEffect(() => {
@@ -225,7 +306,11 @@ function MessageList({
       <div key={m.seq} className={`msg ${mine ? 'mine' : 'theirs'}`} role="listitem" data-seq={m.seq} aria-label={`${mine ? 'You' : sender}, ${formatTime(m.created_at)}`}>
         <div className="bubble">
           {group && !mine && <div className="sender">{sender}</div>}
-          {m.deleted ? <div className="body deleted">Message deleted</div> : <Body text={m.body} />}
+          {m.deleted ? (
+            <div className="body deleted">Message deleted</div>
+          ) : (
+            <Body text={m.body} quote={m.reply_to ? <ReplyQuote client={client} cid={cid} id={m.reply_to} onJump={(id) => void jumpTo(id)} /> : undefined} />
+          )}
           <div className="meta">
             {m.edited_at && !m.deleted && <span className="edited">edited</span>}
             <time dateTime={new Date(m.created_at).toISOString()}>{formatTime(m.created_at)}</time>
@@ -283,7 +368,7 @@ function MessageList({
       </div>,
     );
   }
-  for (const e of pending) items.push(<PendingRow key={e.client_msg_id} client={client} e={e} />);
+  for (const e of pending) items.push(<PendingRow key={e.client_msg_id} client={client} e={e} onJump={(id) => void jumpTo(id)} />);
 
   return (
     <div className="messages" ref={ref} onScroll={onScroll}>
@@ -301,15 +386,20 @@ function MessageList({
       <div role="list" aria-label="Messages" className="msg-list">
         {items}
       </div>
+      {notice && (
+        <div className="jump-notice" role="status">
+          {notice}
+        </div>
+      )}
     </div>
   );
 }
 
-function PendingRow({ client, e }: { client: ChatClient; e: OutboxEntry }) {
+function PendingRow({ client, e, onJump }: { client: ChatClient; e: OutboxEntry; onJump: (id: string) => void }) {
   return (
     <div className={`msg mine pending ${e.status}`} role="listitem" data-pending={e.client_msg_id}>
       <div className="bubble">
-        <Body text={e.body} />
+        <Body text={e.body} quote={e.reply_to ? <ReplyQuote client={client} cid={e.conversation_id} id={e.reply_to} onJump={onJump} /> : undefined} />
         <div className="meta">
           {e.status === 'failed' ? (
             <span className="error">Not sent: {errorText({ code: e.error })}</span>
@@ -426,7 +516,7 @@ function Composer({
   const empty = text.trim().length === 0;
 
   useEffect(() => {
-    if (editing) setText(editing.body.replace(/^(> .*\n)+/, ''));
+    if (editing) setText(editing.reply_to ? editing.body : editing.body.replace(LEGACY_QUOTE, ''));
   }, [editing]);
   useEffect(() => {
     if (!editing) sessionStorage.setItem(draftKey, text);
@@ -436,7 +526,8 @@ function Composer({
     if (empty || over) return;
     setErr(null);
     if (editing) {
-      const quote = editing.body.match(/^(> .*\n)+/)?.[0] ?? '';
+      // a reply sent by an older client keeps its "> " quote lines; a real reply has none
+      const quote = editing.reply_to ? '' : (editing.body.match(LEGACY_QUOTE)?.[0] ?? '');
       try {
         await client.edit(editing.id, quote + text);
         setText('');
@@ -446,12 +537,7 @@ function Composer({
       }
       return;
     }
-    const body = (replyTo ? quoteOf(client, replyTo) : '') + text;
-    if (codePointLength(body) > MAX_BODY_CODE_POINTS) {
-      setErr(errorText({ code: 'message_too_long' }));
-      return;
-    }
-    client.send(cid, body);
+    client.send(cid, text, { replyTo: replyTo?.id ?? null });
     setText('');
     clear();
   };
@@ -468,7 +554,7 @@ function Composer({
         <div className="composer-context">
           <span>
             {editing ? 'Editing message' : `Replying to ${client.memberName(cid, replyTo!.sender_id)}: `}
-            {replyTo && <em>{replyTo.body.replace(/^(> .*\n)+/, '').slice(0, 60)}</em>}
+            {replyTo && <em>{replyTo.deleted ? 'Message deleted' : firstLine(replyTo.body, 60)}</em>}
           </span>
           <button
             type="button"
