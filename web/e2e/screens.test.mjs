@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, newPage, loginUI, uname, apiRegister, api, shot, bubble } from './lib.mjs';
+import { startServer, launch, newPage, loginUI, registerUI, uname, apiRegister, api, shot, bubble } from './lib.mjs';
 
 let srv, browser;
 before(async () => {
@@ -91,4 +91,78 @@ test('phone layout (360x740): list, conversation, dialogs, no horizontal overflo
   await P.context.setOffline(false);
   assert.deepEqual(P.errors, []);
   await P.context.close();
+});
+
+const ANDROID_UA =
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36';
+
+test('Your devices: the same user in two browsers; logging the other one out sends it to the login screen', async () => {
+  const me = uname('dev');
+  // first browser: desktop, registers (one session); second: a phone, logs in (second session)
+  const D = await newPage(browser, srv.base, { width: 1280, height: 800 });
+  await registerUI(D.page, me, 'Dana Devices');
+  const M = await newPage(browser, srv.base, { width: 360, height: 740, userAgent: ANDROID_UA });
+  await loginUI(M.page, me);
+  await M.page.waitForFunction(() => window.chatd?.status === 'open', null, { timeout: 10000 });
+
+  // the phone sees its own screen too (profile -> Your devices), marked as this device
+  await M.page.getByRole('button', { name: /^Profile/ }).click();
+  await M.page.getByRole('dialog').getByRole('button', { name: 'Your devices' }).click();
+  const mDialog = M.page.getByRole('dialog', { name: 'Your devices' });
+  await mDialog.locator('.device').nth(1).waitFor();
+  assert.match(await mDialog.locator('.device.current').innerText(), /Chrome on Android[\s\S]*This device[\s\S]*Phone or tablet/);
+  assert.ok(await M.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+  await shot(M.page, 'phone-devices');
+  await M.page.keyboard.press('Escape');
+  await mDialog.waitFor({ state: 'detached' });
+
+  // desktop: open the devices screen from the profile, see both devices
+  const { page } = D;
+  await page.getByRole('button', { name: /^Profile/ }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Your devices' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Your devices' });
+  await dialog.locator('.device').nth(1).waitFor();
+  assert.equal(await dialog.locator('.device').count(), 2);
+  const current = dialog.locator('.device.current');
+  assert.equal(await current.count(), 1);
+  assert.match(await current.innerText(), /This device/);
+  assert.match(await current.innerText(), /Web browser/);
+  assert.equal(await current.getByRole('button', { name: /Log out/ }).count(), 0, 'no log out button for this device');
+  const phone = dialog.locator('.device:not(.current)');
+  assert.match(await phone.innerText(), /Chrome on Android/);
+  assert.match(await phone.innerText(), /Phone or tablet/);
+  assert.match(await phone.innerText(), /Active/);
+  // keyboard: focus starts on the other device's Log out button
+  await page.waitForFunction(() => document.activeElement?.classList.contains('device-logout'));
+  await shot(page, 'desktop-devices');
+
+  // log it out: asks first; Cancel keeps it
+  await phone.getByRole('button', { name: 'Log out Chrome on Android' }).click();
+  const confirm = dialog.getByRole('group', { name: 'Log out Chrome on Android?' });
+  await confirm.waitFor();
+  await page.waitForFunction(() => document.activeElement?.classList.contains('confirm-cancel'));
+  await shot(page, 'desktop-devices-confirm');
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  await confirm.waitFor({ state: 'detached' });
+  assert.equal(await dialog.locator('.device').count(), 2);
+  assert.equal(await M.page.getByLabel('Username or email').count(), 0, 'still logged in after Cancel');
+  await phone.getByRole('button', { name: 'Log out Chrome on Android' }).click();
+  await confirm.getByRole('button', { name: 'Log out', exact: true }).click();
+  await dialog.getByText('Chrome on Android was logged out.').waitFor();
+  await dialog.locator('.device').nth(1).waitFor({ state: 'detached' });
+  assert.equal(await dialog.locator('.device').count(), 1);
+
+  // the phone: its socket closes with 4001, the refresh fails, so it is back on the login screen
+  await M.page.getByLabel('Username or email').waitFor({ timeout: 15000 });
+  assert.equal(await M.page.evaluate(() => localStorage.getItem('chatd.auth')), null);
+  // the server agrees: only the desktop session is left
+  const list = await page.evaluate(() => window.chatd.rest.devices());
+  assert.equal(list.length, 1);
+  assert.ok(list[0].current);
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  assert.deepEqual(D.errors, []);
+  assert.deepEqual(M.errors, []);
+  await D.context.close();
+  await M.context.close();
 });

@@ -24,6 +24,30 @@ const focused = (page) =>
     };
   });
 
+/** Ten-foot check: body text >= 28px, headings >= 36px, no visible text below 24px, focus ring >= 4px. */
+async function assertTenFoot(page, where) {
+  const r = await page.evaluate(() => {
+    const px = (el) => parseFloat(getComputedStyle(el).fontSize);
+    const small = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!el || !n.textContent.trim() || el.closest('.sr-only')) continue;
+      const b = el.getBoundingClientRect();
+      if (b.width <= 1 || b.height <= 1 || getComputedStyle(el).visibility === 'hidden') continue;
+      if (px(el) < 24) small.push(`${n.textContent.trim().slice(0, 30)} (${px(el)}px ${el.className})`);
+    }
+    const heads = [...document.querySelectorAll('h1, h2')].filter((h) => h.getBoundingClientRect().height > 0).map((h) => [h.textContent.trim(), px(h)]);
+    const a = document.activeElement;
+    const ring = a && a !== document.body ? parseFloat(getComputedStyle(a).outlineWidth) : null;
+    return { body: px(document.body), small, heads, ring };
+  });
+  assert.ok(r.body >= 28, `${where}: body font ${r.body}px`);
+  assert.deepEqual(r.small, [], `${where}: text below 24px`);
+  for (const [t, size] of r.heads) assert.ok(size >= 36, `${where}: heading "${t}" is ${size}px`);
+  if (r.ring !== null) assert.ok(r.ring >= 4, `${where}: focus ring ${r.ring}px`);
+}
+
 /** Press an arrow key until the focused element matches, at most n times. */
 async function arrowTo(page, key, pred, n = 12) {
   for (let i = 0; i < n; i++) {
@@ -47,6 +71,7 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   const { page } = T;
   assert.ok(await page.evaluate(() => document.documentElement.classList.contains('tv')));
   await shot(page, 'tv-login');
+  await assertTenFoot(page, 'login');
 
   // login form: arrows to move, type text, Enter to submit
   await arrowTo(page, 'ArrowDown', (f) => f.tag === 'input' && f.label === 'login');
@@ -61,6 +86,7 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   const f0 = await focused(page);
   assert.ok(f0.ring, 'visible focus ring');
   await shot(page, 'tv-list');
+  await assertTenFoot(page, 'list');
   await page.keyboard.press('Enter');
   await page.locator('.msg .body', { hasText: 'Movie night at 8?' }).waitFor();
   await page.waitForFunction(() => document.activeElement?.tagName === 'TEXTAREA');
@@ -82,6 +108,7 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   await page.keyboard.press('Enter');
   await page.getByRole('menu').waitFor();
   await shot(page, 'tv-message-menu');
+  await assertTenFoot(page, 'message menu');
   assert.equal((await focused(page)).label, 'Reply');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.activeElement?.tagName === 'TEXTAREA');
@@ -89,6 +116,7 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   await page.keyboard.press('Enter');
   await page.locator('.msg.mine .reply-quote', { hasText: 'Movie night at 8?' }).waitFor();
   await shot(page, 'tv-conversation');
+  await assertTenFoot(page, 'conversation');
 
   // the quote is reachable with arrows; Enter on it moves focus to the original message
   // focus is back in the composer: Up reaches the reply's actions, Right the quote in its bubble
@@ -114,6 +142,7 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   await page.keyboard.press('ArrowDown');
   assert.match((await focused(page)).label, /Friendly Fran/);
   await shot(page, 'tv-new-chat');
+  await assertTenFoot(page, 'new chat');
   await page.keyboard.press('Escape');
   await page.getByRole('dialog').waitFor({ state: 'detached' });
 
@@ -123,8 +152,36 @@ test('TV mode (1920x1080, ?tv=1) is operable with arrow keys, Enter and Back onl
   await page.getByRole('dialog', { name: 'Your profile' }).waitFor();
   await page.keyboard.press('Backspace'); // in a text field: edits text, does not go back
   await page.getByRole('dialog').waitFor();
-  await arrowTo(page, 'ArrowDown', (f) => /theme|Log out|Save/.test(f.label), 10);
+  await arrowTo(page, 'ArrowDown', (f) => /devices|theme|Log out|Save/.test(f.label), 10);
   await arrowTo(page, 'ArrowRight', (f) => f.label === 'Save', 4);
+  await shot(page, 'tv-profile');
+  await assertTenFoot(page, 'profile');
+
+  // "Your devices" from the profile, with the remote only: the API session of this user is the other device
+  await arrowTo(page, 'ArrowLeft', (f) => f.label === 'Your devices', 4);
+  await page.keyboard.press('Enter');
+  const devices = page.getByRole('dialog', { name: 'Your devices' });
+  await devices.locator('.device').nth(1).waitFor();
+  assert.match(await devices.locator('.device.current').innerText(), /This device[\s\S]*TV/);
+  // focus starts on the other device's Log out
+  await page.waitForFunction(() => document.activeElement?.classList.contains('device-logout'));
+  assert.ok((await focused(page)).ring, 'visible focus ring on Log out');
+  await shot(page, 'tv-devices');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.classList.contains('confirm-cancel'));
+  await shot(page, 'tv-devices-confirm');
+  await assertTenFoot(page, 'devices');
+  // Back cancels the question only
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.activeElement?.classList.contains('device-logout'));
+  assert.equal(await devices.count(), 1);
+  // Enter, Right, Enter logs it out
+  await page.keyboard.press('Enter');
+  await arrowTo(page, 'ArrowRight', (f) => f.cls.includes('confirm-ok'), 3);
+  await page.keyboard.press('Enter');
+  await devices.getByText('was logged out.').waitFor();
+  assert.equal(await devices.locator('.device').count(), 1);
+  assert.equal((await api(srv.base, 'GET', '/api/v1/users/me', undefined, A.token)).status, 401);
   await page.keyboard.press('Escape');
   await page.getByRole('dialog').waitFor({ state: 'detached' });
   assert.deepEqual(T.errors, []);

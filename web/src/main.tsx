@@ -2,6 +2,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ChatClient } from './api/client';
 import { IdbCache, MemoryCache } from './api/cache';
+import { browserHints, detectDevice } from './api/device';
 import { applyTheme, detectTv, initialTheme, wsUrl } from './env';
 import { App } from './ui/App';
 import './styles.css';
@@ -13,7 +14,7 @@ applyTheme(initialTheme());
 const client = new ChatClient({
   wsUrl: wsUrl(),
   cache: IdbCache.available() ? new IdbCache() : new MemoryCache(),
-  device: { type: tv ? 'smart_tv' : 'web', name: navigator.userAgent.slice(0, 60) },
+  device: detectDevice(browserHints(tv)),
 });
 // for debugging and e2e tests
 (window as unknown as { chatd: ChatClient }).chatd = client;

@@ -1,6 +1,7 @@
 import type {
   AuthResult,
   Conversation,
+  DeviceSession,
   DeviceType,
   HistoryPage,
   Id,
@@ -165,6 +166,15 @@ export class RestClient {
   }
   updateProfile(id: Id, p: { display_name?: string; profile_picture?: string; bio?: string }): Promise<User> {
     return this.request('PUT', `/api/v1/users/${encodeURIComponent(id)}/profile`, p);
+  }
+  /** The caller's logged-in devices, most recently active first; `current` marks this session. */
+  async devices(): Promise<DeviceSession[]> {
+    const r = await this.request<{ devices: DeviceSession[] }>('GET', '/api/v1/users/me/devices');
+    return r.devices;
+  }
+  /** Logs one of the caller's devices out (its tokens stop working, its sockets close with 4001). 404 if unknown/gone. */
+  revokeDevice(deviceId: Id): Promise<void> {
+    return this.request('DELETE', `/api/v1/users/me/devices/${encodeURIComponent(deviceId)}`);
   }
 
   // ---------- conversations ----------

@@ -107,6 +107,18 @@ export interface ReceiptEntry {
 
 export type DeviceType = 'web' | 'mobile' | 'smart_tv';
 
+/** One logged-in device of the caller (`GET /api/v1/users/me/devices`). */
+export interface DeviceSession {
+  device_id: Id;
+  session_id: Id;
+  type: DeviceType | string;
+  name: string;
+  created_at: number;
+  last_active: number;
+  /** The session making the request. */
+  current: boolean;
+}
+
 // ---- WebSocket frames ----
 export type ClientFrame =
   | { type: 'auth'; token: string }

@@ -5,6 +5,7 @@ import { installTvKeys } from '../tv';
 import { AuthScreen } from './AuthScreen';
 import { Avatar } from './Common';
 import { ConversationView } from './Conversation';
+import { DevicesDialog } from './Devices';
 import { ManageGroupDialog, NewChatDialog, NewGroupDialog, ProfileDialog } from './Dialogs';
 import { errorText, formatTime, useClient } from './hooks';
 import { preview } from './text';
@@ -21,7 +22,7 @@ export function App({ client, tv }: { client: ChatClient; tv: boolean }) {
   return <Main key={client.me!.id} client={client} tv={tv} />;
 }
 
-type DialogKind = null | 'newchat' | 'newgroup' | 'profile' | 'manage';
+type DialogKind = null | 'newchat' | 'newgroup' | 'profile' | 'manage' | 'devices';
 
 function Main({ client, tv }: { client: ChatClient; tv: boolean }) {
   useClient(client);
@@ -237,7 +238,10 @@ function Main({ client, tv }: { client: ChatClient; tv: boolean }) {
           }}
         />
       )}
-      {dialog === 'profile' && <ProfileDialog client={client} onClose={() => setDialog(null)} theme={theme} toggleTheme={toggleTheme} />}
+      {dialog === 'profile' && (
+        <ProfileDialog client={client} onClose={() => setDialog(null)} theme={theme} toggleTheme={toggleTheme} onDevices={() => setDialog('devices')} />
+      )}
+      {dialog === 'devices' && <DevicesDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === 'manage' && active && (
         <ManageGroupDialog
           client={client}

@@ -299,7 +299,19 @@ export function ManageGroupDialog({ client, st, onClose, onLeft }: { client: Cha
   );
 }
 
-export function ProfileDialog({ client, onClose, theme, toggleTheme }: { client: ChatClient; onClose: () => void; theme: Theme; toggleTheme: () => void }) {
+export function ProfileDialog({
+  client,
+  onClose,
+  theme,
+  toggleTheme,
+  onDevices,
+}: {
+  client: ChatClient;
+  onClose: () => void;
+  theme: Theme;
+  toggleTheme: () => void;
+  onDevices: () => void;
+}) {
   const me = client.me!;
   const [f, setF] = useState({ display_name: me.display_name ?? '', bio: me.bio ?? '', profile_picture: me.profile_picture ?? '' });
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
@@ -338,6 +350,9 @@ export function ProfileDialog({ client, onClose, theme, toggleTheme }: { client:
           </p>
         )}
         <div className="dialog-actions">
+          <button type="button" onClick={onDevices}>
+            Your devices
+          </button>
           <button type="button" onClick={toggleTheme}>
             {theme === 'dark' ? 'Light theme' : 'Dark theme'}
           </button>

@@ -12,26 +12,26 @@
 
 #include <algorithm>
 #include <map>
+#include <variant>
 
 namespace chat::store::sqlite {
 
 namespace json = boost::json;
 using detail::Db;
+using detail::kInsertParticipant;
+using detail::kMemberIds;
+using detail::kMembership;
+using detail::kMessageById;
+using detail::kNextSeq;
+using detail::kUserExists;
 using detail::Membership;
 using detail::read_message;
 
 namespace {
 
-constexpr std::string_view kMembershipRow =
-    "SELECT read_seq, delivered_seq, joined_seq, role FROM conversation_participants WHERE conversation_id = "
-    "?1 "
-    "AND user_id = ?2";
 constexpr std::string_view kReactionsOf =
     "SELECT emoji, user_id FROM reactions WHERE message_id = ?1 ORDER BY emoji, created_at, user_id";
 constexpr std::string_view kConversationType = "SELECT type, last_seq FROM conversations WHERE id = ?1";
-constexpr std::string_view kNextSeq =
-    "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
-    "last_seq";
 constexpr std::string_view kInsertEvent =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, body, ref_id, data, created_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -39,22 +39,16 @@ constexpr std::string_view kInsertGroup =
     "INSERT INTO conversations (type, name, created_by, created_at, last_activity_at) VALUES ('group', ?1, "
     "?2, ?3, "
     "?3)";
-constexpr std::string_view kInsertParticipant =
-    "INSERT INTO conversation_participants (conversation_id, user_id, role, joined_at, joined_seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
 constexpr std::string_view kDeleteParticipant =
     "DELETE FROM conversation_participants WHERE conversation_id = ?1 AND user_id = ?2";
 constexpr std::string_view kCountMembers =
     "SELECT count(*) FROM conversation_participants WHERE conversation_id = ?1";
-constexpr std::string_view kMemberIds =
-    "SELECT user_id FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
 constexpr std::string_view kOldestOther =
     "SELECT user_id FROM conversation_participants WHERE conversation_id = ?1 AND user_id <> ?2 "
     "ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1";
 constexpr std::string_view kSetRole =
     "UPDATE conversation_participants SET role = ?3 WHERE conversation_id = ?1 AND user_id = ?2";
 constexpr std::string_view kRename = "UPDATE conversations SET name = ?2 WHERE id = ?1";
-constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?1";
 constexpr std::string_view kInsertInvite =
     "INSERT INTO invites (code, conversation_id, created_by, created_at) VALUES (?1, ?2, ?3, ?4)";
 constexpr std::string_view kRevokeInvite =
@@ -64,7 +58,6 @@ constexpr std::string_view kFindInvite =
 constexpr std::string_view kListInvites =
     "SELECT code, conversation_id, created_by, created_at FROM invites WHERE conversation_id = ?1 "
     "AND revoked_at IS NULL ORDER BY created_at";
-constexpr std::string_view kMessageById = "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
 constexpr std::string_view kEditMessage = "UPDATE messages SET body = ?2, edited_at = ?3 WHERE id = ?1";
 constexpr std::string_view kDeleteMessage = "UPDATE messages SET body = '', deleted = 1 WHERE id = ?1";
 constexpr std::string_view kDeleteReactions = "DELETE FROM reactions WHERE message_id = ?1";
@@ -95,6 +88,22 @@ std::string user_ids_json(const std::vector<UserId>& ids) {
   return json::serialize(json::object{{"user_ids", std::move(arr)}});
 }
 
+bool is_group(Db& db, ConversationId id) {
+  auto s = db.prepare(kConversationType);
+  s.bind(1, id);
+  return s.step() && s.text(0) == "group";
+}
+
+// The actor's membership of a group they may change, or why not: not_found for non-members (and
+// unknown ids), forbidden for direct conversations and, when `admin` is required, for members.
+std::variant<Membership, ChangeOutcome> group_member(Db& db, ConversationId id, UserId actor, bool admin) {
+  const auto me = detail::membership(db, id, actor);
+  if (!me) return ChangeOutcome::not_found;
+  if (!is_group(db, id)) return ChangeOutcome::forbidden;
+  if (admin && !is_admin(me->role)) return ChangeOutcome::forbidden;
+  return *me;
+}
+
 ChangeResult outcome(ChangeOutcome o) {
   ChangeResult r;
   r.outcome = o;
@@ -106,7 +115,7 @@ ChangeResult outcome(ChangeOutcome o) {
 namespace detail {
 
 std::optional<Membership> membership(Db& db, ConversationId conversation, UserId user) {
-  auto s = db.prepare(kMembershipRow);
+  auto s = db.prepare(kMembership);
   s.bind(1, conversation).bind(2, user);
   if (!s.step()) return std::nullopt;
   return Membership{s.int64(0), s.int64(1), s.int64(2),
@@ -201,14 +210,8 @@ ChangeResult SqliteStore::create_group(const NewGroup& group, const NextId& next
 ChangeResult SqliteStore::add_members(
     UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now) {
   Db& db = *writer_;
-  const auto me = detail::membership(db, id, actor);
-  if (!me) return outcome(ChangeOutcome::not_found);
-  {
-    auto s = db.prepare(kConversationType);
-    s.bind(1, id);
-    if (!s.step() || s.text(0) != "group") return outcome(ChangeOutcome::forbidden);
-  }
-  if (!is_admin(me->role)) return outcome(ChangeOutcome::forbidden);
+  const auto access = group_member(db, id, actor, /*admin=*/true);
+  if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
   std::vector<UserId> fresh;
   for (auto u : users) {
     if (std::find(fresh.begin(), fresh.end(), u) != fresh.end() || detail::membership(db, id, u)) continue;
@@ -248,13 +251,9 @@ ChangeResult SqliteStore::add_members(
 ChangeResult SqliteStore::remove_member(
     UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now) {
   Db& db = *writer_;
-  const auto me = detail::membership(db, id, actor);
-  if (!me) return outcome(ChangeOutcome::not_found);
-  {
-    auto s = db.prepare(kConversationType);
-    s.bind(1, id);
-    if (!s.step() || s.text(0) != "group") return outcome(ChangeOutcome::forbidden);
-  }
+  const auto access = group_member(db, id, actor, /*admin=*/false);
+  if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
+  const auto* me = &std::get<Membership>(access);
   const auto them = detail::membership(db, id, target);
   if (!them) return outcome(ChangeOutcome::not_found);
   const bool leaving = actor == target;
@@ -293,14 +292,8 @@ ChangeResult SqliteStore::remove_member(
 ChangeResult SqliteStore::rename_group(
     UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now) {
   Db& db = *writer_;
-  const auto me = detail::membership(db, id, actor);
-  if (!me) return outcome(ChangeOutcome::not_found);
-  {
-    auto s = db.prepare(kConversationType);
-    s.bind(1, id);
-    if (!s.step() || s.text(0) != "group") return outcome(ChangeOutcome::forbidden);
-  }
-  if (!is_admin(me->role)) return outcome(ChangeOutcome::forbidden);
+  const auto access = group_member(db, id, actor, /*admin=*/true);
+  if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
   db.prepare(kRename).bind(1, id).bind(2, name).run();
   ChangeResult r;
   r.outcome = ChangeOutcome::ok;
@@ -317,13 +310,9 @@ ChangeResult SqliteStore::set_role(UserId actor,
                                    const NextId& next_id,
                                    TimeMs now) {
   Db& db = *writer_;
-  const auto me = detail::membership(db, id, actor);
-  if (!me) return outcome(ChangeOutcome::not_found);
-  {
-    auto s = db.prepare(kConversationType);
-    s.bind(1, id);
-    if (!s.step() || s.text(0) != "group") return outcome(ChangeOutcome::forbidden);
-  }
+  const auto access = group_member(db, id, actor, /*admin=*/false);
+  if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
+  const auto* me = &std::get<Membership>(access);
   const auto them = detail::membership(db, id, target);
   if (!them) return outcome(ChangeOutcome::not_found);
   if (!is_admin(me->role) || role == domain::MemberRole::owner) return outcome(ChangeOutcome::forbidden);
@@ -375,14 +364,9 @@ InviteResult SqliteStore::create_invite(UserId actor,
                                         const std::string& code,
                                         TimeMs now) {
   Db& db = *writer_;
-  const auto me = detail::membership(db, id, actor);
-  if (!me) return {InviteOutcome::not_found, {}};
-  {
-    auto s = db.prepare(kConversationType);
-    s.bind(1, id);
-    if (!s.step() || s.text(0) != "group") return {InviteOutcome::forbidden, {}};
-  }
-  if (!is_admin(me->role)) return {InviteOutcome::forbidden, {}};
+  const auto access = group_member(db, id, actor, /*admin=*/true);
+  if (const auto* o = std::get_if<ChangeOutcome>(&access))
+    return {*o == ChangeOutcome::not_found ? InviteOutcome::not_found : InviteOutcome::forbidden, {}};
   db.prepare(kInsertInvite).bind(1, code).bind(2, id).bind(3, actor).bind(4, now).run();
   return {InviteOutcome::ok, {Invite{code, id, actor, now}}};
 }

@@ -12,6 +12,24 @@ namespace chat::store::sqlite::detail {
   "id, conversation_id, seq, sender_id, type, body, client_msg_id, created_at, ref_id, data, edited_at, " \
   "deleted"
 
+// SQL used by more than one SqliteStore source file. One definition each, so the statement cache
+// (keyed by the text's address) prepares each once per connection.
+inline constexpr std::string_view kMembership =
+    "SELECT read_seq, delivered_seq, joined_seq, role FROM conversation_participants WHERE conversation_id = "
+    "?1 "
+    "AND user_id = ?2";
+inline constexpr std::string_view kMemberIds =
+    "SELECT user_id FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
+inline constexpr std::string_view kInsertParticipant =
+    "INSERT INTO conversation_participants (conversation_id, user_id, role, joined_at, joined_seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5)";
+inline constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?1";
+inline constexpr std::string_view kNextSeq =
+    "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
+    "last_seq";
+inline constexpr std::string_view kMessageById =
+    "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
+
 inline domain::Message read_message(const Statement& s) {
   domain::Message m;
   m.id = s.int64(0);

@@ -15,6 +15,11 @@ namespace chat::store::sqlite {
 namespace {
 
 using detail::Db;
+using detail::kInsertParticipant;
+using detail::kMemberIds;
+using detail::kMessageById;
+using detail::kNextSeq;
+using detail::kUserExists;
 using detail::read_message;
 using detail::Statement;
 
@@ -187,19 +192,10 @@ constexpr std::string_view kTouchDevice =
     "UPDATE devices SET last_active = ?2 WHERE id = (SELECT device_id FROM sessions WHERE id = ?1)";
 
 constexpr std::string_view kFindDirect = "SELECT id FROM conversations WHERE direct_key = ?1";
-constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?1";
 constexpr std::string_view kInsertConversation =
     "INSERT INTO conversations (type, name, direct_key, created_by, created_at, last_activity_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
-constexpr std::string_view kInsertParticipant =
-    "INSERT INTO conversation_participants (conversation_id, user_id, role, joined_at, joined_seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5)";
 
-constexpr std::string_view kMembership =
-    "SELECT read_seq, delivered_seq FROM conversation_participants WHERE conversation_id = ?1 AND user_id = "
-    "?2";
-constexpr std::string_view kMemberIds =
-    "SELECT user_id FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
 constexpr std::string_view kMembers =
     "SELECT p.user_id, u.username, u.display_name, p.role, p.joined_at, p.delivered_seq, p.read_seq "
     "FROM conversation_participants p "
@@ -216,14 +212,10 @@ constexpr std::string_view kUnread =
 
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
-constexpr std::string_view kNextSeq =
-    "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
-    "last_seq";
 constexpr std::string_view kInsertMessage =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at, "
     "ref_id) "
     "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8)";
-constexpr std::string_view kMessageById = "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
 // The conversation list's preview: the newest message or membership/rename event; edits,
 // deletes and reactions change an older row, so they are not "the last message".
 constexpr std::string_view kLastMessage =
