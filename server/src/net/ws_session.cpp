@@ -25,6 +25,7 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr int kSendsInFlightMax = 32;
 constexpr std::size_t kReadBufferKeepBytes = 16 * 1024;
 constexpr auto kTypingInterval = std::chrono::seconds(2);
+constexpr auto kCloseDeadline = std::chrono::seconds(5);
 constexpr std::size_t kTypingConversationsMax = 64;
 
 domain::TimeMs now_ms() {
@@ -43,6 +44,7 @@ WsSession::WsSession(tcp::socket socket, ServerContext& ctx, std::size_t shard)
       wake_(ws_.get_executor(), std::chrono::steady_clock::time_point::max()),
       auth_timer_(ws_.get_executor()),
       send_slot_(ws_.get_executor(), std::chrono::steady_clock::time_point::max()),
+      close_deadline_(ws_.get_executor()),
       send_bucket_(
           ctx.options.send_rate_per_s, ctx.options.send_rate_per_s * 2, std::chrono::steady_clock::now()) {}
 
@@ -371,6 +373,14 @@ void WsSession::close_with(std::uint16_t code, std::string_view reason) {
   if (closed_ || close_) return;
   close_.emplace(code, std::string(reason));
   wake_.cancel_one();
+  // The close frame waits behind a write in progress; a peer that does not read would hold it
+  // forever. Past the deadline the TCP socket is closed, which cancels the stuck write.
+  close_deadline_.expires_after(kCloseDeadline);
+  close_deadline_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->closed_) return;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+  });
 }
 
 net::awaitable<void> WsSession::writer() {
@@ -397,6 +407,7 @@ net::awaitable<void> WsSession::writer() {
     (void)ec;  // operation_aborted is the wake-up signal
   }
   closed_ = true;
+  close_deadline_.cancel();
   queue_.clear();
   queued_bytes_ = 0;
   // Unblock the reader if it is still waiting (e.g. after close_with on a silent peer).

@@ -60,6 +60,7 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   net::steady_timer wake_;
   net::steady_timer auth_timer_;
   net::steady_timer send_slot_;  // wakes the reader when a pipelined send finishes
+  net::steady_timer close_deadline_;
   std::deque<gateway::SharedFrame> queue_;
   std::size_t queued_bytes_ = 0;
   std::optional<domain::AuthContext> auth_;
