@@ -23,7 +23,7 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 // Sends a connection may have waiting for the store at once; past it the reader waits, which
 // pushes back on the client through TCP.
 constexpr int kSendsInFlightMax = 32;
-constexpr std::size_t kReadBufferKeepBytes = 16 * 1024;
+constexpr std::size_t kQueueKeepFrames = 64;
 constexpr auto kTypingInterval = std::chrono::seconds(2);
 constexpr auto kCloseDeadline = std::chrono::seconds(5);
 constexpr std::size_t kTypingConversationsMax = 64;
@@ -90,6 +90,8 @@ net::awaitable<void> WsSession::run(http::request<http::string_body> upgrade) {
   }
 
   auto [ec] = co_await ws_.async_accept(upgrade, net::as_tuple(net::use_awaitable));
+  // This frame lives as long as the connection: do not keep the upgrade request's headers.
+  upgrade = {};
   if (ec) co_return;
   counted_ = true;
   ctx_.metrics.connections.fetch_add(1, std::memory_order_relaxed);
@@ -150,8 +152,10 @@ net::awaitable<void> WsSession::reader() {
       continue;
     }
     std::string text = beast::buffers_to_string(buffer_.data());
-    buffer_.consume(buffer_.size());
-    if (buffer_.capacity() > kReadBufferKeepBytes) buffer_.shrink_to_fit();
+    // Idle connections hold no read buffer: Beast reads frame headers into its own small static
+    // buffer, so ours is needed only while a message is being assembled.
+    buffer_.clear();
+    buffer_.shrink_to_fit();
     co_await handle_frame(std::move(text));
     if (closed_) break;
   }
@@ -361,6 +365,7 @@ void WsSession::deliver(gateway::SharedFrame frame) {
     // A slow consumer: drop the queue and close; the client resyncs from history.
     ctx_.metrics.ws_slow_consumers.fetch_add(1, std::memory_order_relaxed);
     queue_.clear();
+    queue_head_ = 0;
     queued_bytes_ = 0;
     close_with(4008, "send queue overflow; resync");
     return;
@@ -386,9 +391,14 @@ void WsSession::close_with(std::uint16_t code, std::string_view reason) {
 net::awaitable<void> WsSession::writer() {
   auto self = shared_from_this();  // the writer keeps the session alive until the socket is done
   while (!closed_) {
-    if (!queue_.empty()) {
-      auto frame = std::move(queue_.front());
-      queue_.pop_front();
+    if (queue_head_ < queue_.size()) {
+      auto frame = std::move(queue_[queue_head_++]);
+      if (queue_head_ == queue_.size()) {
+        // Drained: reset, and give the memory back if a burst made the queue large.
+        queue_.clear();
+        queue_head_ = 0;
+        if (queue_.capacity() > kQueueKeepFrames) queue_.shrink_to_fit();
+      }
       queued_bytes_ -= frame->size();
       ws_.text(true);
       auto [ec, n] = co_await ws_.async_write(net::buffer(*frame), net::as_tuple(net::use_awaitable));
@@ -409,6 +419,7 @@ net::awaitable<void> WsSession::writer() {
   closed_ = true;
   close_deadline_.cancel();
   queue_.clear();
+  queue_head_ = 0;
   queued_bytes_ = 0;
   // Unblock the reader if it is still waiting (e.g. after close_with on a silent peer).
   beast::error_code ignored;
