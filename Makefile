@@ -32,11 +32,15 @@ build: $(RELEASE)/build.ninja
 build-asan: $(ASAN)/build.ninja
 	cmake --build $(ASAN) -j $(JOBS)
 
+# The store conformance suite runs every backend: SQLite in a temp dir and PostgreSQL on a
+# throwaway local cluster (scripts/pg-test-server.sh).
 unit: build
-	ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
+	dsn=$$(scripts/pg-test-server.sh start) && CHATD_TEST_PG_DSN=$$dsn \
+	  ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
 
 unit-asan: build-asan
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	dsn=$$(scripts/pg-test-server.sh start) && CHATD_TEST_PG_DSN=$$dsn \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN) --output-on-failure -j $(JOBS) -E clang_format_check
 
 server/tests/integration/node_modules: server/tests/integration/package-lock.json

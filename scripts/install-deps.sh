@@ -7,8 +7,8 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev libsodium-dev libgtest-dev libgmock-dev clang-format nodejs npm)
-test_pkgs=(curl chromium)
+  libsqlite3-dev libpq-dev libsodium-dev libgtest-dev libgmock-dev clang-format nodejs npm)
+test_pkgs=(curl chromium postgresql-15)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi

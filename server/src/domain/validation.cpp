@@ -48,9 +48,24 @@ std::optional<ErrorCode> check_password(std::string_view password) noexcept {
 std::optional<ErrorCode> check_body(std::string_view body) noexcept {
   const auto count = utf8_code_points(body);
   if (!count) return ErrorCode::invalid_utf8;
+  // U+0000 has no use in a message and PostgreSQL text cannot hold it: refused on every backend.
+  if (body.find('\0') != std::string_view::npos) return ErrorCode::bad_request;
   if (*count > limits::body_code_points_max) return ErrorCode::message_too_long;
   if (std::all_of(body.begin(), body.end(), is_ascii_space)) return ErrorCode::empty_message;
   return std::nullopt;
+}
+
+std::string_view body_error_text(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::message_too_long:
+      return "body is longer than 100000 characters";
+    case ErrorCode::invalid_utf8:
+      return "body is not valid UTF-8";
+    case ErrorCode::empty_message:
+      return "body is empty";
+    default:
+      return "body contains a NUL character";
+  }
 }
 
 std::optional<ErrorCode> check_client_msg_id(std::string_view id) noexcept {
@@ -64,6 +79,7 @@ std::optional<ErrorCode> check_client_msg_id(std::string_view id) noexcept {
 std::optional<ErrorCode> check_text(std::string_view text, std::size_t code_points_max) noexcept {
   const auto count = utf8_code_points(text);
   if (!count) return ErrorCode::invalid_utf8;
+  if (text.find('\0') != std::string_view::npos) return ErrorCode::bad_request;
   if (*count > code_points_max) return ErrorCode::bad_request;
   return std::nullopt;
 }

@@ -14,6 +14,8 @@ std::optional<ErrorCode> check_email(std::string_view email) noexcept;
 std::optional<ErrorCode> check_password(std::string_view password) noexcept;
 // A message body: valid UTF-8, 1..100,000 code points, not only whitespace.
 std::optional<ErrorCode> check_body(std::string_view body) noexcept;
+// The client-facing explanation of a check_body() failure.
+std::string_view body_error_text(ErrorCode code) noexcept;
 std::optional<ErrorCode> check_client_msg_id(std::string_view id) noexcept;
 // Free text with a code point limit (display name, bio, device name). Empty is allowed.
 std::optional<ErrorCode> check_text(std::string_view text, std::size_t code_points_max) noexcept;

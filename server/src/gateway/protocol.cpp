@@ -34,9 +34,7 @@ ClientFrame parse_send(const json::object& o) {
   const auto* body = get_string(o, "body");
   if (body == nullptr) return fail(ErrorCode::bad_request, "body must be a string", client_msg_id);
   if (auto err = domain::check_body(*body)) {
-    const char* why = *err == ErrorCode::message_too_long ? "body is longer than 100000 characters"
-                      : *err == ErrorCode::invalid_utf8   ? "body is not valid UTF-8"
-                                                          : "body is empty";
+    const std::string why(domain::body_error_text(*err));
     return fail(*err, why, client_msg_id);
   }
   std::optional<domain::MessageId> reply_to;

@@ -293,9 +293,7 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
   if (domain::check_client_msg_id(client_msg_id))
     co_return invalid(ErrorCode::bad_request, "client_msg_id must be 1..64 characters of [A-Za-z0-9_-]");
   if (auto e = domain::check_body(body)) {
-    co_return invalid(*e, *e == ErrorCode::message_too_long ? "body is longer than 100000 characters"
-                          : *e == ErrorCode::invalid_utf8   ? "body is not valid UTF-8"
-                                                            : "body is empty");
+    co_return invalid(*e, std::string(domain::body_error_text(*e)));
   }
   store::NewMessage m{conversation, auth.user_id, std::move(client_msg_id), std::move(body), reply_to};
   auto* hub = &hub_;
