@@ -5,13 +5,14 @@ RELEASE := build/release
 ASAN := build/asan
 PORT_LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test deps deps-test build build-asan web unit unit-asan integration integration-asan web-unit web-e2e \
+.PHONY: run test deps deps-test build build-asan web unit unit-asan integration integration-pg integration-asan \
+	web-unit web-e2e \
 	format format-check clean
 
 run: deps build web
 	$(RELEASE)/chatd --listen $(PORT_LISTEN) --data-dir ./data --web-root web/dist
 
-test: deps-test build unit integration build-asan unit-asan integration-asan web web-unit web-e2e
+test: deps-test build unit integration integration-pg build-asan unit-asan integration-asan web web-unit web-e2e
 	@echo "all test suites passed"
 
 deps:
@@ -49,6 +50,11 @@ server/tests/integration/node_modules: server/tests/integration/package-lock.jso
 
 integration: build server/tests/integration/node_modules
 	cd server/tests/integration && CHATD_BIN=$(CURDIR)/$(RELEASE)/chatd npm test
+
+# The same suite with chatd on PostgreSQL (--store postgres://...), one fresh database per server.
+integration-pg: build server/tests/integration/node_modules
+	dsn=$$(scripts/pg-test-server.sh start) && cd server/tests/integration && \
+	  CHATD_TEST_PG_ADMIN_DSN=$$dsn CHATD_BIN=$(CURDIR)/$(RELEASE)/chatd npm test
 
 integration-asan: build-asan server/tests/integration/node_modules
 	cd server/tests/integration && CHATD_SANITIZED=1 CHATD_BIN=$(CURDIR)/$(ASAN)/chatd \

@@ -69,6 +69,11 @@ const std::vector<Option>& options() {
          c.data_dir = std::string(v);
          return !v.empty();
        }},
+      {"--store", "CHATD_STORE", "sqlite (default: ./data/chatd.db) or postgres://user@host:port/database",
+       [](Config& c, std::string_view v) {
+         c.store = std::string(v);
+         return v == "sqlite" || v.rfind("postgres://", 0) == 0 || v.rfind("postgresql://", 0) == 0;
+       }},
       {"--threads", "CHATD_THREADS", "I/O threads (default: one per core)",
        [](Config& c, std::string_view v) { return parse_number(v, c.threads, 1, 256); }},
       {"--ws-idle-timeout-ms", "CHATD_WS_IDLE_TIMEOUT_MS",

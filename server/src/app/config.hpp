@@ -13,6 +13,9 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   unsigned short listen_port = 8080;
   std::string data_dir = "./data";
+  // "sqlite" (the embedded default: data_dir/chatd.db) or a PostgreSQL URI
+  // (postgres://user@host:port/db or postgresql://...).
+  std::string store = "sqlite";
   int threads = 0;  // 0: one per core
   std::chrono::milliseconds ws_idle_timeout{60'000};
   std::chrono::milliseconds auth_timeout{10'000};

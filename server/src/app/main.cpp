@@ -11,6 +11,7 @@
 #include "presence/presence_tracker.hpp"
 #include "service/chat_service.hpp"
 #include "store/errors.hpp"
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store_service.hpp"
 
@@ -50,6 +51,17 @@ void raise_open_files_limit() {
   obs::log_info("open-files limit: " + std::to_string(lim.rlim_cur));
 }
 
+// The one place that names a concrete Store: picked by the scheme of --store.
+std::unique_ptr<store::Store> make_store(const app::Config& config, const std::string& sqlite_path) {
+  if (config.store == "sqlite") {
+    obs::log_info("store: SQLite " + sqlite_path);
+    return std::make_unique<store::sqlite::SqliteStore>(store::sqlite::SqliteStore::Options{sqlite_path, 4});
+  }
+  obs::log_info("store: PostgreSQL");
+  return std::make_unique<store::postgres::PostgresStore>(
+      store::postgres::PostgresStore::Options{config.store, 4});
+}
+
 int run(const app::Config& config) {
   obs::LogLevel level{};
   obs::parse_log_level(config.log_level, level);
@@ -64,12 +76,11 @@ int run(const app::Config& config) {
   const auto thread_count =
       static_cast<std::size_t>(config.threads > 0 ? config.threads : static_cast<int>(cores));
 
-  store::StoreService store(
-      std::make_unique<store::sqlite::SqliteStore>(store::sqlite::SqliteStore::Options{db_path, 4}),
-      store::StoreService::Options{}, wall_ms, [&metrics](std::size_t jobs, double seconds) {
-        metrics.store_write_seconds.observe(seconds);
-        metrics.store_batch_size.observe(static_cast<double>(jobs));
-      });
+  store::StoreService store(make_store(config, db_path), store::StoreService::Options{}, wall_ms,
+                            [&metrics](std::size_t jobs, double seconds) {
+                              metrics.store_write_seconds.observe(seconds);
+                              metrics.store_batch_size.observe(static_cast<double>(jobs));
+                            });
 
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> shards;

@@ -8,7 +8,7 @@
 // Contract: /work/spec.md (copied into the repo docs). Nothing here depends on the
 // server's internals.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,25 @@ afterEach((t) => {
  * @param {object} [opts.env]        extra environment
  * @param {string} [opts.label]      name used in log dumps
  */
+// CHATD_TEST_PG_ADMIN_DSN set: every server gets a fresh PostgreSQL database instead of SQLite
+// (created once per data dir, so a restart on the same data dir keeps its data).
+const PG_ADMIN = process.env.CHATD_TEST_PG_ADMIN_DSN;
+const pgDatabases = new Map(); // dataDir -> dsn
+function storeArgs(server) {
+  if (!PG_ADMIN) return [];
+  let dsn = pgDatabases.get(server.dataDir);
+  if (!dsn) {
+    const name = `chatd_it_${process.pid}_${pgDatabases.size}_${Math.random().toString(36).slice(2, 8)}`;
+    const r = spawnSync('psql', [PG_ADMIN, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`createdb ${name} failed: ${r.stderr}`);
+    const u = new URL(PG_ADMIN);
+    u.pathname = `/${name}`;
+    dsn = u.toString();
+    pgDatabases.set(server.dataDir, dsn);
+  }
+  return ['--store', dsn];
+}
+
 export async function startServer(opts = {}) {
   if (!existsSync(CHATD_BIN)) {
     throw new Error(`chatd binary not found at ${CHATD_BIN} (set CHATD_BIN)`);
@@ -137,7 +156,7 @@ export class ChatdServer {
   get running() { return this.child !== null && this.exit === null; }
 
   _spawn() {
-    const args = ['--listen', '127.0.0.1:0', '--data-dir', this.dataDir, ...this.extra];
+    const args = ['--listen', '127.0.0.1:0', '--data-dir', this.dataDir, ...storeArgs(this), ...this.extra];
     this._log += `\n[harness] spawn ${CHATD_BIN} ${args.join(' ')}\n`;
     const child = spawn(CHATD_BIN, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
