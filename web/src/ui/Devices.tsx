@@ -40,19 +40,32 @@ export function DevicesDialog({ client, onClose }: { client: ChatClient; onClose
   const doneRef = useRef<HTMLButtonElement>(null);
 
   /** Focus the confirm dialog's safe choice / go back to the row's button / fall back to Done. */
-  const focusSoon = (sel: string) =>
-    requestAnimationFrame(() => (listRef.current?.querySelector<HTMLElement>(sel) ?? doneRef.current)?.focus());
+  // The target appears once React commits the state change, which may be a few frames later on a
+  // slow device: retry for ~20 frames before falling back to Done.
+  const focusSoon = (sel: string, frames = 20) =>
+    requestAnimationFrame(() => {
+      const el = listRef.current?.querySelector<HTMLElement>(sel);
+      if (el) el.focus();
+      else if (frames > 0) focusSoon(sel, frames - 1);
+      else doneRef.current?.focus();
+    });
 
   const loaded = useRef(false);
+  const initialFocus = useRef(false);
+  // First load: start on the first device that can be logged out (TV: no hunting for it), else on
+  // Done. In an effect, so the rows exist: a requestAnimationFrame could run before React commits.
+  useEffect(() => {
+    if (!initialFocus.current || devices === null) return;
+    initialFocus.current = false;
+    (listRef.current?.querySelector<HTMLElement>('.device-logout') ?? doneRef.current)?.focus();
+  }, [devices]);
   const load = useCallback(async () => {
     try {
       setDevices(await client.rest.devices());
       setError(null);
       if (!loaded.current) {
         loaded.current = true;
-        // first load: start on the first device that can be logged out (TV: no hunting for it), else on Done
-        const a = document.activeElement;
-        if (!a || a === document.body || a.closest('.dialog-actions')) focusSoon('.device-logout');
+        initialFocus.current = true; // applied after the rows are committed (effect below)
       }
     } catch (e) {
       setError(errorText(e));
