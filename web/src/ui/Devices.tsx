@@ -106,7 +106,8 @@ export function DevicesDialog({ client, onClose }: { client: ChatClient; onClose
     setDevices((list) => (list ?? []).filter((x) => x.device_id !== d.device_id));
     setBusy(false);
     // focus the next device that can be logged out, else "Done"
-    focusSoon(others.length ? `[data-device-id="${others[0].device_id}"] .device-logout` : '.none');
+    if (others.length) focusSoon(`[data-device-id="${others[0].device_id}"] .device-logout`);
+    else requestAnimationFrame(() => doneRef.current?.focus());
     void load();
   };
 
