@@ -6,13 +6,14 @@ ASAN := build/asan
 PORT_LISTEN ?= 127.0.0.1:8080
 
 .PHONY: run test deps deps-test build build-asan web unit unit-asan integration integration-pg integration-asan \
-	web-unit web-e2e \
+	web-unit web-e2e cluster-test \
 	format format-check clean
 
 run: deps build web
 	$(RELEASE)/chatd --listen $(PORT_LISTEN) --data-dir ./data --web-root web/dist
 
-test: deps-test build unit integration integration-pg build-asan unit-asan integration-asan web web-unit web-e2e
+test: deps-test build unit integration integration-pg build-asan unit-asan integration-asan web web-unit web-e2e \
+	cluster-test
 	@echo "all test suites passed"
 
 deps:
@@ -59,6 +60,14 @@ integration-pg: build server/tests/integration/node_modules
 integration-asan: build-asan server/tests/integration/node_modules
 	cd server/tests/integration && CHATD_SANITIZED=1 CHATD_BIN=$(CURDIR)/$(ASAN)/chatd \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 npm test
+
+# Cluster mode: PostgreSQL + Redis + three chatd nodes + nginx on loopback (scripts/cluster.sh), then the
+# cross-node and failure tests (kill -9 of a node, PostgreSQL and Redis restarts). CLUSTER_PORT_BASE
+# (default 18080) moves nginx and the nodes (base+1..base+3) off ports that are taken.
+cluster-test: build server/tests/integration/node_modules
+	scripts/cluster.sh start
+	cd server/tests/cluster && node --test --test-concurrency=1 *.test.mjs; rc=$$?; \
+	  cd $(CURDIR) && scripts/cluster.sh stop; exit $$rc
 
 # `npm install` with the committed lock, not `npm ci`: npm 11 leaves Vite's Windows-only optional
 # dependency out of a lock written on Linux, and `npm ci` then refuses the lock as out of sync.

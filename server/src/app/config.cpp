@@ -74,6 +74,13 @@ const std::vector<Option>& options() {
          c.store = std::string(v);
          return v == "sqlite" || v.rfind("postgres://", 0) == 0 || v.rfind("postgresql://", 0) == 0;
        }},
+      {"--bus", "CHATD_BUS", "local (default: one node) or redis://host:port (cluster fan-out)",
+       [](Config& c, std::string_view v) {
+         c.bus = std::string(v);
+         return v == "local" || (v.rfind("redis://", 0) == 0 && v.size() > 8);
+       }},
+      {"--node-id", "CHATD_NODE_ID", "0..1023, unique per node of a cluster (default 0); part of message ids",
+       [](Config& c, std::string_view v) { return parse_number(v, c.node_id, 0, 1023); }},
       {"--threads", "CHATD_THREADS", "I/O threads (default: one per core)",
        [](Config& c, std::string_view v) { return parse_number(v, c.threads, 1, 256); }},
       {"--ws-idle-timeout-ms", "CHATD_WS_IDLE_TIMEOUT_MS",

@@ -16,6 +16,10 @@ struct Config {
   // "sqlite" (the embedded default: data_dir/chatd.db) or a PostgreSQL URI
   // (postgres://user@host:port/db or postgresql://...).
   std::string store = "sqlite";
+  // "local" (in-process fan-out, one node) or redis://host:port (cluster fan-out between nodes).
+  std::string bus = "local";
+  // 0..1023; part of every message id, so every node of a cluster needs its own.
+  int node_id = 0;
   int threads = 0;  // 0: one per core
   std::chrono::milliseconds ws_idle_timeout{60'000};
   std::chrono::milliseconds auth_timeout{10'000};

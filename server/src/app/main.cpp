@@ -3,6 +3,8 @@
 #include "api/router.hpp"
 #include "app/config.hpp"
 #include "auth/password_hasher.hpp"
+#include "bus/local/local_bus.hpp"
+#include "bus/redis/redis_bus.hpp"
 #include "gateway/hub.hpp"
 #include "net/server.hpp"
 #include "net/static_files.hpp"
@@ -76,7 +78,9 @@ int run(const app::Config& config) {
   const auto thread_count =
       static_cast<std::size_t>(config.threads > 0 ? config.threads : static_cast<int>(cores));
 
-  store::StoreService store(make_store(config, db_path), store::StoreService::Options{}, wall_ms,
+  store::StoreService::Options store_options;
+  store_options.node_id = static_cast<std::uint32_t>(config.node_id);
+  store::StoreService store(make_store(config, db_path), store_options, wall_ms,
                             [&metrics](std::size_t jobs, double seconds) {
                               metrics.store_write_seconds.observe(seconds);
                               metrics.store_batch_size.observe(static_cast<double>(jobs));
@@ -93,6 +97,24 @@ int run(const app::Config& config) {
     metrics.messages_out.fetch_add(n, std::memory_order_relaxed);
   };
 
+  // The one place that names a concrete Bus: picked by the scheme of --bus.
+  std::unique_ptr<bus::Bus> fanout;
+  bus::redis::RedisBus* redis_bus = nullptr;
+  if (config.bus == "local") {
+    fanout = std::make_unique<bus::local::LocalBus>(hub);
+  } else {
+    bus::redis::RedisBus::Options bus_options;
+    if (!bus::redis::parse_redis_url(config.bus, bus_options.host, bus_options.port))
+      throw std::runtime_error("invalid --bus URL: " + config.bus);
+    bus_options.node_id = static_cast<std::uint32_t>(config.node_id);
+    auto redis = std::make_unique<bus::redis::RedisBus>(hub, bus_options);
+    redis_bus = redis.get();
+    redis->start();
+    fanout = std::move(redis);
+    obs::log_info("bus: redis " + bus_options.host + ":" + std::to_string(bus_options.port) + ", node id " +
+                  std::to_string(config.node_id));
+  }
+
   auth::PasswordHasher hasher(static_cast<std::size_t>(config.hash_threads),
                               static_cast<std::size_t>(config.hash_queue_max));
   service::ChatService::Options service_options;
@@ -100,7 +122,7 @@ int run(const app::Config& config) {
   service_options.refresh_ttl = config.refresh_ttl;
   service_options.auth_per_ip_per_min = config.rate_auth_ip_per_min;
   service_options.auth_per_account_per_min = config.rate_auth_account_per_min;
-  service::ChatService service(store, hub, hasher, metrics, service_options, wall_ms);
+  service::ChatService service(store, *fanout, hasher, metrics, service_options, wall_ms);
   api::Router router(service, metrics);
 
   transport::ServerContext::Options net_options;
@@ -109,7 +131,7 @@ int run(const app::Config& config) {
   net_options.send_rate_per_s = config.rate_send_per_sec;
   net_options.allowed_origins = config.allowed_origins;
   presence::PresenceTracker presence(
-      *shards.front(), hub, config.presence_grace, wall_ms,
+      *shards.front(), *fanout, config.presence_grace, wall_ms,
       [&store, ex = shards.front()->get_executor()](domain::UserId user, domain::TimeMs when) {
         // Fire and forget: last_seen is best effort (a crash loses at most the last grace period).
         net::co_spawn(
@@ -175,6 +197,7 @@ int run(const app::Config& config) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   store.stop();
+  if (redis_bus != nullptr) redis_bus->stop();
   guards.clear();
   for (auto& ctx : contexts) ctx->stop();
   for (auto& t : threads) t.join();

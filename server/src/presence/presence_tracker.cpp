@@ -1,6 +1,6 @@
 #include "presence/presence_tracker.hpp"
 
-#include "gateway/hub.hpp"
+#include "bus/bus.hpp"
 #include "gateway/protocol.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -9,15 +9,12 @@
 
 namespace chat::presence {
 
-PresenceTracker::PresenceTracker(net::io_context& timers,
-                                 gateway::Hub& hub,
-                                 std::chrono::milliseconds grace,
-                                 ClockMs clock,
-                                 LastSeenSink sink)
-    : timers_(timers), hub_(hub), grace_(grace), clock_(std::move(clock)), sink_(std::move(sink)) {}
+PresenceTracker::PresenceTracker(
+    net::io_context& timers, bus::Bus& bus, std::chrono::milliseconds grace, ClockMs clock, LastSeenSink sink)
+    : timers_(timers), bus_(bus), grace_(grace), clock_(std::move(clock)), sink_(std::move(sink)) {}
 
 void PresenceTracker::publish(domain::UserId user, const Status& status) {
-  hub_.publish_to_watchers(user, std::make_shared<const std::string>(
+  bus_.publish_to_watchers(user, std::make_shared<const std::string>(
                                      gateway::frames::presence(user, status.online, status.last_seen)));
 }
 

@@ -9,8 +9,8 @@
 #include <optional>
 #include <unordered_map>
 
-namespace chat::gateway {
-class Hub;
+namespace chat::bus {
+class Bus;
 }
 
 namespace chat::presence {
@@ -33,7 +33,7 @@ class PresenceTracker {
   using LastSeenSink = std::function<void(domain::UserId, domain::TimeMs)>;
 
   PresenceTracker(net::io_context& timers,
-                  gateway::Hub& hub,
+                  bus::Bus& bus,
                   std::chrono::milliseconds grace,
                   ClockMs clock,
                   LastSeenSink sink);
@@ -53,7 +53,7 @@ class PresenceTracker {
   void publish(domain::UserId user, const Status& status);
 
   net::io_context& timers_;
-  gateway::Hub& hub_;
+  bus::Bus& bus_;
   std::chrono::milliseconds grace_;
   ClockMs clock_;
   LastSeenSink sink_;

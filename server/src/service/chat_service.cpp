@@ -2,10 +2,10 @@
 
 #include "auth/password_hasher.hpp"
 #include "auth/tokens.hpp"
+#include "bus/bus.hpp"
 #include "domain/limits.hpp"
 #include "domain/utf8.hpp"
 #include "domain/validation.hpp"
-#include "gateway/hub.hpp"
 #include "gateway/protocol.hpp"
 #include "obs/metrics.hpp"
 #include "store/store_service.hpp"
@@ -28,13 +28,13 @@ Failure invalid(ErrorCode code, std::string message) {
 }  // namespace
 
 ChatService::ChatService(store::StoreService& store,
-                         gateway::Hub& hub,
+                         bus::Bus& bus,
                          auth::PasswordHasher& hasher,
                          obs::Metrics& metrics,
                          Options options,
                          ClockMs clock)
     : store_(store),
-      hub_(hub),
+      bus_(bus),
       hasher_(hasher),
       metrics_(metrics),
       options_(options),
@@ -145,7 +145,7 @@ net::awaitable<Result<SessionGrant>> ChatService::refresh(std::string refresh_to
   if (rotated.outcome == store::RotateOutcome::reused) {
     // The same refresh token came back after it was rotated: someone else holds a copy. The
     // session is revoked (by the store); close its live sockets too.
-    hub_.revoke_session(rotated.auth.user_id, rotated.auth.session_id);
+    bus_.revoke_session(rotated.auth.user_id, rotated.auth.session_id);
     co_return invalid(ErrorCode::unauthorized, "refresh token was already used; session revoked");
   }
   if (rotated.outcome != store::RotateOutcome::rotated)
@@ -164,7 +164,7 @@ net::awaitable<void> ChatService::logout(domain::AuthContext auth) {
   const auto session = auth.session_id;
   auto job6 = [session](store::WriteContext& w) { return w.store.revoke_session(session, w.now); };
   co_await store_.write(std::move(job6));
-  hub_.revoke_session(auth.user_id, auth.session_id);
+  bus_.revoke_session(auth.user_id, auth.session_id);
 }
 
 net::awaitable<std::optional<domain::AuthContext>> ChatService::authenticate(std::string token) {
@@ -187,7 +187,7 @@ net::awaitable<Result<bool>> ChatService::revoke_device(domain::AuthContext auth
   auto job = [user, device](store::WriteContext& w) { return w.store.revoke_device(user, device, w.now); };
   const auto sessions = co_await store_.write(std::move(job));
   if (sessions.empty()) co_return not_found();
-  for (auto s : sessions) hub_.revoke_session(user, s);
+  for (auto s : sessions) bus_.revoke_session(user, s);
   co_return true;
 }
 
@@ -296,17 +296,17 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
     co_return invalid(*e, std::string(domain::body_error_text(*e)));
   }
   store::NewMessage m{conversation, auth.user_id, std::move(client_msg_id), std::move(body), reply_to};
-  auto* hub = &hub_;
+  auto* bus = &bus_;
   auto* metrics = &metrics_;
-  auto job17 = [m = std::move(m), hub, metrics, except_connection](store::WriteContext& w) {
+  auto job17 = [m = std::move(m), bus, metrics, except_connection](store::WriteContext& w) {
     auto r = w.store.append_message(m, w.next_id(), w.now);
     if (r.outcome == store::AppendOutcome::appended) {
       // Serialized once here, shared by every recipient; published after the commit, in commit
       // order, from the writer thread.
       auto frame = std::make_shared<const std::string>(gateway::frames::message(r.message));
-      w.after_commit([hub, metrics, members = r.members, frame, except_connection]() mutable {
+      w.after_commit([bus, metrics, members = r.members, frame, except_connection]() mutable {
         metrics->messages_in.fetch_add(1, std::memory_order_relaxed);
-        hub->publish(std::move(members), std::move(frame), except_connection);
+        bus->publish(std::move(members), std::move(frame), except_connection);
       });
     }
     return r;
@@ -332,7 +332,7 @@ void ChatService::publish_receipt(const store::ReadResult& result, domain::UserI
   if (result.outcome != store::ReadOutcome::updated) return;
   auto frame = std::make_shared<const std::string>(
       gateway::frames::receipt(result.conversation_id, user, result.delivered_seq, result.read_seq));
-  hub_.publish(result.members, std::move(frame));
+  bus_.publish(result.members, std::move(frame));
 }
 
 net::awaitable<Result<ReadOutcome>> ChatService::mark_read(domain::AuthContext auth,

@@ -16,8 +16,8 @@
 namespace chat::auth {
 class PasswordHasher;
 }
-namespace chat::gateway {
-class Hub;
+namespace chat::bus {
+class Bus;
 }
 namespace chat::obs {
 class Metrics;
@@ -99,7 +99,7 @@ class ChatService {
   using ClockMs = std::function<domain::TimeMs()>;
 
   ChatService(store::StoreService& store,
-              gateway::Hub& hub,
+              bus::Bus& bus,
               auth::PasswordHasher& hasher,
               obs::Metrics& metrics,
               Options options,
@@ -213,7 +213,7 @@ class ChatService {
                                                                   Result<store::ChangeResult> r);
 
   store::StoreService& store_;
-  gateway::Hub& hub_;
+  bus::Bus& bus_;
   auth::PasswordHasher& hasher_;
   obs::Metrics& metrics_;
   Options options_;

@@ -1,9 +1,9 @@
 // ChatService: groups, invites, edits, deletes, reactions, receipts, sync, typing, presence.
 
+#include "bus/bus.hpp"
 #include "domain/limits.hpp"
 #include "domain/utf8.hpp"
 #include "domain/validation.hpp"
-#include "gateway/hub.hpp"
 #include "gateway/protocol.hpp"
 #include "service/chat_service.hpp"
 #include "store/store_service.hpp"
@@ -46,16 +46,16 @@ std::string new_invite_code() {
 // after the commit, in commit order, to the recipients the store named.
 template <class Job>
 net::awaitable<Result<store::ChangeResult>> ChatService::change(Job job) {
-  auto* hub = &hub_;
-  auto wrapped = [job = std::move(job), hub](store::WriteContext& w) mutable {
+  auto* bus = &bus_;
+  auto wrapped = [job = std::move(job), bus](store::WriteContext& w) mutable {
     const store::NextId next = [&w] { return w.next_id(); };
     auto r = job(w.store, next, w.now);
     if (r.outcome == store::ChangeOutcome::ok && !r.events.empty()) {
       std::vector<gateway::SharedFrame> frames;
       for (const auto& e : r.events)
         frames.push_back(std::make_shared<const std::string>(gateway::frames::message(e)));
-      w.after_commit([hub, recipients = r.recipients, frames = std::move(frames)] {
-        for (const auto& f : frames) hub->publish(recipients, f);
+      w.after_commit([bus, recipients = r.recipients, frames = std::move(frames)] {
+        for (const auto& f : frames) bus->publish(recipients, f);
       });
     }
     return r;
@@ -272,7 +272,7 @@ net::awaitable<Result<bool>> ChatService::typing(domain::AuthContext auth, domai
   if (!members) co_return fail(ErrorCode::not_found, "not found");
   std::erase(*members, viewer);
   constexpr std::int64_t kTypingTtlMs = 5000;
-  hub_.publish(std::move(*members),
+  bus_.publish(std::move(*members),
                std::make_shared<const std::string>(gateway::frames::typing(id, viewer, kTypingTtlMs)));
   co_return true;
 }

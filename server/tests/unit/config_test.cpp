@@ -3,6 +3,8 @@
 
 #include "app/config.hpp"
 
+#include "bus/redis/redis_bus.hpp"
+
 #include <gtest/gtest.h>
 #include <initializer_list>
 #include <map>
@@ -278,6 +280,46 @@ TEST_F(ConfigTest, WebRootAndPresenceGrace) {
   EXPECT_EQ(c.presence_grace.count(), 1);
   refused({"--presence-grace-ms", "0"});
   refused({"--presence-grace-ms", "soon"});
+}
+
+TEST_F(ConfigTest, BusAndNodeId) {
+  // Goal: cluster flags. `--bus` is local (default) or redis://host:port; `--node-id` is 0..1023
+  // (the snowflake's 10 bits). Method: defaults, good values, the environment, each bound at N and N+1.
+  auto d = ok({});
+  EXPECT_EQ(d.bus, "local");
+  EXPECT_EQ(d.node_id, 0);
+  auto c = ok({"--bus", "redis://127.0.0.1:56379", "--node-id", "1023"});
+  EXPECT_EQ(c.bus, "redis://127.0.0.1:56379");
+  EXPECT_EQ(c.node_id, 1023);
+  EXPECT_EQ(ok({"--bus", "local", "--node-id", "0"}).node_id, 0);
+  refused({"--node-id", "1024"});
+  refused({"--node-id", "-1"});
+  refused({"--bus", "redis://"});
+  refused({"--bus", "nats://x:1"});
+  fake_env()["CHATD_BUS"] = "redis://r:1";
+  fake_env()["CHATD_NODE_ID"] = "7";
+  auto e = ok({});
+  EXPECT_EQ(e.bus, "redis://r:1");
+  EXPECT_EQ(e.node_id, 7);
+  const auto help = chat::app::usage();
+  for (const std::string word : {"--bus", "CHATD_BUS", "--node-id", "CHATD_NODE_ID"})
+    EXPECT_NE(help.find(word), std::string::npos) << word;
+}
+
+TEST_F(ConfigTest, RedisUrl) {
+  // Goal: the RedisBus endpoint parser. Method: host:port, host alone (6379), trailing slash, and
+  // malformed URLs.
+  std::string host;
+  int port = 0;
+  ASSERT_TRUE(chat::bus::redis::parse_redis_url("redis://127.0.0.1:56379", host, port));
+  EXPECT_EQ(host, "127.0.0.1");
+  EXPECT_EQ(port, 56379);
+  ASSERT_TRUE(chat::bus::redis::parse_redis_url("redis://cache/", host, port));
+  EXPECT_EQ(host, "cache");
+  EXPECT_EQ(port, 6379);
+  for (const char* bad :
+       {"redis://", "redis://:1", "redis://h:0", "redis://h:65536", "redis://h:x", "http://h:1"})
+    EXPECT_FALSE(chat::bus::redis::parse_redis_url(bad, host, port)) << bad;
 }
 
 TEST_F(ConfigTest, VersionExitsZero) {
