@@ -1,0 +1,82 @@
+#pragma once
+
+#include "net.hpp"
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+
+// What a worker knows about one connection before it opens it (filled in by the coordinator's
+// setup, inherited by the worker through fork()).
+struct ConnSpec {
+  int user = 0;         // user index u<user>
+  std::string token;    // access token of that user's session
+  std::string conv_id;  // the conversation this connection sends into ("" in W1)
+  int group = -1;       // pair (W2, W5) or group (W3) index: deliveries are expected by the others
+};
+
+class WsConn;
+
+// Receives what a connection reads; implemented by the Worker. Called on the worker's only thread.
+class ConnListener {
+ public:
+  virtual ~ConnListener() = default;
+  virtual void on_frame(WsConn& conn, std::string_view frame) = 0;
+  virtual void on_closed(WsConn& conn, std::string_view reason) = 0;
+};
+
+// One chatd WebSocket client connection, callback style on a single-threaded io_context: one read
+// and at most one write in flight; send() queues. Connect = TCP + upgrade + auth frame + `ready`.
+class WsConn : public std::enable_shared_from_this<WsConn> {
+ public:
+  using ConnectDone = std::function<void(bool ok, std::string_view error)>;
+
+  WsConn(net::io_context& ioc, ConnListener& listener, const ConnSpec& spec, int slot);
+
+  void connect(const tcp::endpoint& server, const net::ip::address& local, ConnectDone done);
+  void send(std::string frame);
+  void close();
+
+  const ConnSpec& spec() const noexcept { return spec_; }
+  int slot() const noexcept { return slot_; }
+  bool ready() const noexcept { return ready_; }
+  std::int64_t heartbeat_ms() const noexcept { return heartbeat_ms_; }
+  std::size_t queued() const noexcept { return out_.size(); }
+
+  // Per-connection bookkeeping the worker keeps here to avoid a lookup per frame.
+  std::int64_t next_ping_ns = 0;
+  int inflight = 0;            // pipelined sends without ack/error yet
+  std::string last_conv;       // dedupe: conversation of last_seq
+  std::int64_t last_seq = -1;  // highest seq seen in last_conv (messages arrive in seq order)
+
+ private:
+  void fail_connect(std::string_view what, const beast::error_code& ec);
+  void do_read();
+  void do_write();
+
+  beast::websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer rbuf_;
+  std::deque<std::string> out_;
+  ConnListener& listener_;
+  ConnSpec spec_;
+  int slot_;
+  std::string host_;
+  std::string auth_frame_;
+  ConnectDone connect_done_;
+  std::int64_t heartbeat_ms_ = 30000;
+  bool ready_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace bench
