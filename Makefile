@@ -6,14 +6,14 @@ ASAN := build/asan
 PORT_LISTEN ?= 127.0.0.1:8080
 
 .PHONY: run test deps deps-test build build-asan web unit unit-asan integration integration-pg integration-asan \
-	web-unit web-e2e cluster-test \
+	web-unit web-e2e cluster-test bench bench-smoke \
 	format format-check clean
 
 run: deps build web
 	$(RELEASE)/chatd --listen $(PORT_LISTEN) --data-dir ./data --web-root web/dist
 
 test: deps-test build unit integration integration-pg build-asan unit-asan integration-asan web web-unit web-e2e \
-	cluster-test
+	bench-smoke cluster-test
 	@echo "all test suites passed"
 
 deps:
@@ -83,6 +83,14 @@ web-unit: web/node_modules
 
 web-e2e: build web
 	cd web && CHATD_BIN=$(CURDIR)/$(RELEASE)/chatd CHROMIUM=/usr/bin/chromium npm run e2e
+
+# chat-bench: a tiny run of every workload that fails on loss, duplicates or errors (timings are
+# reported, never asserted); `make bench` is the measured run behind docs/benchmarks.md.
+bench-smoke: build
+	bench/run.sh --smoke
+
+bench: build
+	bench/run.sh
 
 format:
 	clang-format -i $$(git ls-files 'server/*.cpp' 'server/*.hpp' 'bench/*.cpp' 'bench/*.hpp')
