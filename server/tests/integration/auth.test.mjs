@@ -1,5 +1,5 @@
 // Authentication: register, login, me, refresh rotation + theft detection, logout
-// (REST + WebSocket revocation) and the auth rate limiter. Spec: /work/spec.md.
+// (REST + WebSocket revocation) and the auth rate limiter. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, uniq, PASSWORD, assertError, isId } from './lib/harness.mjs';

@@ -1,5 +1,5 @@
 // Authorization: a non-member (C) learns nothing about the A-B conversation, foreign profiles are read-only,
-// and every authenticated endpoint refuses requests without a valid token. Spec: /work/spec.md.
+// and every authenticated endpoint refuses requests without a valid token. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, assertError } from './lib/harness.mjs';

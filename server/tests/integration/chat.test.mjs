@@ -1,5 +1,5 @@
 // Messaging between two users with two devices each: fan-out, ordering, exactly-once delivery,
-// history/pagination consistency, idempotent retries, read receipts. Spec: /work/spec.md.
+// history/pagination consistency, idempotent retries, read receipts. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, assertError, isId } from './lib/harness.mjs';

@@ -2,7 +2,7 @@
 // shows the current state of text rows), permission errors (non-author 403, non-member 404, also as WS error frames
 // with request_id), and the offline-device catch-up: a device that was offline during 500+ events pages through
 // `sync` and must end up with exactly the missed events (once, in order) and the same folded state as a device that
-// stayed online, and as GET history. Spec: /work/spec.md.
+// stayed online, and as GET history. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, assertError, withTimeout, sleep } from './lib/harness.mjs';

@@ -1,7 +1,7 @@
 // Groups (spec "v2 additions"): a 100-member group with fan-out to every member's device (exactly once, seq order,
 // no gaps), the 100-member cap (add and invite-join -> 409 group_full, nothing changes), removal (event, then silence
 // and 404 everywhere), late joiners see history only from their join, rename / roles / invites with permission
-// checks, direct conversations are immutable, leave and owner hand-over. Spec: /work/spec.md.
+// checks, direct conversations are immutable, leave and owner hand-over. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, assertError } from './lib/harness.mjs';

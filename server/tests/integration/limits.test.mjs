@@ -1,5 +1,5 @@
 // Input limits and malformed input: body length in code points, invalid UTF-8, bad JSON, unknown frame types,
-// oversized frames/bodies. The server must answer with the documented codes and keep serving. Spec: /work/spec.md.
+// oversized frames/bodies. The server must answer with the documented codes and keep serving. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';

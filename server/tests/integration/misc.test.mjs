@@ -1,5 +1,5 @@
 // Operational surface and small features: /healthz, /metrics, unknown routes, user search, profiles, WS heartbeat,
-// auth and idle timeouts, Origin checks, header auth, group stubs. Spec: /work/spec.md.
+// auth and idle timeouts, Origin checks, header auth. Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, assertError, uniq, sleep } from './lib/harness.mjs';

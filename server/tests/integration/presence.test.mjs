@@ -1,7 +1,7 @@
 // Presence (spec "v2 additions"): presence_subscribe only reports users sharing a conversation, online while any
 // device is connected, offline after the last one closes + grace (with last_seen), no flap on a quick reconnect,
 // heartbeat timeout, last_seen in the profile. chatd runs with --presence-grace-ms 300 --ws-idle-timeout-ms 1000.
-// Spec: /work/spec.md.
+// Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, sleep } from './lib/harness.mjs';

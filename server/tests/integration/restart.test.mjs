@@ -1,5 +1,5 @@
 // Durability across restarts: graceful SIGTERM (exit 0, WS closed with 1001, all data kept) and SIGKILL during a
-// burst (every acked message survives). Spec: /work/spec.md ("ack after the durable write", SQLite synchronous=FULL).
+// burst (every acked message survives). Contract: docs/protocol.md and docs/openapi.yaml ("ack after the durable write", SQLite synchronous=FULL).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, PASSWORD } from './lib/harness.mjs';

@@ -1,7 +1,7 @@
 // Typing indicators and delivery/read receipts (spec "v2 additions"): typing reaches the other members' devices only,
 // is rate limited per connection and conversation (1 per 2 s, extra dropped silently), is refused for foreign
 // conversations; delivered/read watermarks are pushed as receipt frames to the members (incl. the reader's other
-// devices), shown by GET .../receipts and in the conversation list (unread_count). Spec: /work/spec.md.
+// devices), shown by GET .../receipts and in the conversation list (unread_count). Contract: docs/protocol.md and docs/openapi.yaml.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, sleep } from './lib/harness.mjs';

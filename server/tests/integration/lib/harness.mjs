@@ -5,7 +5,7 @@
 // helpers. Every wait is bounded by a timeout so a misbehaving server makes a test
 // fail instead of hanging the suite.
 //
-// Contract: /work/spec.md (copied into the repo docs). Nothing here depends on the
+// Contract: docs/protocol.md and docs/openapi.yaml. Nothing here depends on the
 // server's internals.
 
 import { spawn, spawnSync } from 'node:child_process';

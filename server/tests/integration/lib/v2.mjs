@@ -1,5 +1,5 @@
 // Helpers for the v2 tests (groups, log events, presence, typing, receipts, sync).
-// Contract: /work/spec.md, section "v2 additions". Black-box only.
+// Contract: docs/protocol.md (groups, events, presence, typing, receipts, sync). Black-box only.
 
 import assert from 'node:assert/strict';
 
