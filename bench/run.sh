@@ -14,6 +14,10 @@
 #   STEP_SECONDS [10]  DRAIN_SECONDS [2]
 #   W4_MESSAGES [100000] (W4_BIG=1: 1000000)  W4_REQUESTS [1000]
 #   W5_SENDERS [32]  W5_WINDOW [32]  W5_SECONDS [10]
+#   TARGET [single]: `cluster` runs every workload against a 3-node cluster on loopback
+#     (scripts/cluster.sh: PostgreSQL, Redis, 3 chatd nodes, nginx on PORT); chat-bench talks to nginx
+#     and its server figures (CPU, RSS) are the sum of the three chatd nodes. Each run gets a fresh
+#     PostgreSQL database copied from a template database.
 #   TEMPLATE_MAX_AGE_MIN [45]: users/conversations are registered once per workload into a template
 #     data dir (argon2id makes registration ~25/s per core) that every run copies; a template older
 #     than this is rebuilt (access tokens live 1 h).
@@ -24,7 +28,10 @@ SMOKE=0
 [ "${1:-}" = --smoke ] && SMOKE=1
 CHATD=${CHATD:-$ROOT/build/release/chatd}
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build/bench}
-RESULTS=${RESULTS:-$B/results}
+TARGET=${TARGET:-single}
+LABEL=chatd
+[ "$TARGET" = cluster ] && LABEL=chatd-cluster3
+RESULTS=${RESULTS:-$B/results$([ "$TARGET" = cluster ] && echo /cluster)}
 WORK=${BENCH_WORK:-/tmp/chatd-bench}
 PORT=${PORT:-18080}
 WORKLOADS=${WORKLOADS:-"w1 w2 w3 w4 w5"}
@@ -94,6 +101,47 @@ stop_chatd() {
   wait "$CHATD_PID" 2>/dev/null || true
   CHATD_PID=
 }
+# ---- cluster lifecycle (TARGET=cluster): same interface, CHATD_PID becomes "pid1,pid2,pid3" ----
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+CLUSTER_RUN=
+pg_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$("$ROOT/scripts/pg-test-server.sh" start)" "$@"; }
+db_name() { echo "bench_$(echo "$1" | md5sum | cut -c1-16)"; }  # one database per data dir path
+db_exists() { [ "$(pg_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]; }
+CLUSTER_DBNAME=
+start_cluster() {  # start_cluster DATA_DIR [TEMPLATE_DB]
+  local dd=$1 tpl_db=${2:-} db i
+  db=$(db_name "$dd")
+  CLUSTER_DBNAME=$db
+  mkdir -p "$dd"
+  for ((i = 0; i < 50; i++)); do
+    port_free "$PORT" && port_free $((PORT + 1)) && port_free $((PORT + 2)) && port_free $((PORT + 3)) && break
+    PORT=$((PORT + 10))
+  done
+  pg_admin -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db ${tpl_db:+TEMPLATE $tpl_db}" >/dev/null
+  CLUSTER_RUN=/tmp/chatd-cluster-$(id -u)-$PORT
+  rm -rf "$CLUSTER_RUN"
+  CHATD_BIN=$CHATD CLUSTER_DB=$db CLUSTER_PORT_BASE=$PORT CLUSTER_REDIS_PORT=$((PORT + 7)) \
+    CLUSTER_EXTRA="--log-level warn --rate-auth-ip-per-min 10000000 --rate-auth-account-per-min 10000000 --rate-send-per-sec 100000" \
+    "$ROOT/scripts/cluster.sh" start >"$dd.log" 2>&1 || { cat "$dd.log" >&2; return 1; }
+  CHATD_PID=$(cat "$CLUSTER_RUN/node1.pid"),$(cat "$CLUSTER_RUN/node2.pid"),$(cat "$CLUSTER_RUN/node3.pid")
+}
+stop_cluster() {
+  [ -n "$CLUSTER_RUN" ] || return 0
+  CHATD_BIN=$CHATD CLUSTER_PORT_BASE=$PORT CLUSTER_REDIS_PORT=$((PORT + 7)) "$ROOT/scripts/cluster.sh" stop >/dev/null 2>&1 || true
+  cat "$CLUSTER_RUN"/node*.log >>"$WORK/cluster-nodes.log" 2>/dev/null || true
+  CLUSTER_RUN=
+  CHATD_PID=
+}
+drop_run_db() {  # the run's database, not a template's
+  [ -n "$CLUSTER_DBNAME" ] && pg_admin -c "DROP DATABASE IF EXISTS $CLUSTER_DBNAME" >/dev/null 2>&1 || true
+  CLUSTER_DBNAME=
+}
+if [ "$TARGET" = cluster ]; then
+  start_chatd() { start_cluster "$@"; }
+  stop_chatd() { stop_cluster; }
+elif [ "$TARGET" != single ]; then
+  log "TARGET must be single or cluster"; exit 2
+fi
 trap 'stop_chatd' EXIT
 trap 'echo interrupted >&2; exit 130' INT TERM
 
@@ -128,9 +176,10 @@ ensure_template() {  # ensure_template WL TAG -> prints the template dir ("" = n
   local what
   what=$(setup_args "$wl" "$tag")
   [ "$wl" = w1 ] && what="--users $(w1_users "$tag")"   # W1 templates differ only by users
-  key=$(echo "$wl $what $(stat -c %Y "$CHATD")" | md5sum | cut -c1-10)
+  key=$(echo "$TARGET $wl $what $(stat -c %Y "$CHATD")" | md5sum | cut -c1-10)
   local t=$WORK/template-$wl-$key
-  if [ -f "$t/setup.json" ] && [ -z "$(find "$t/setup.json" -mmin +"$TEMPLATE_MAX_AGE_MIN")" ]; then echo "$t"; return; fi
+  if [ -f "$t/setup.json" ] && [ -z "$(find "$t/setup.json" -mmin +"$TEMPLATE_MAX_AGE_MIN")" ] &&
+    { [ "$TARGET" = single ] || db_exists "$(db_name "$t/data")"; }; then echo "$t"; return; fi
   rm -rf "$t"; mkdir -p "$t"
   log "building template for $wl $tag in $t"
   start_chatd "$t/data" >&2 || return 1
@@ -158,20 +207,22 @@ for wl in $WORKLOADS; do
       out=$RESULTS/raw/$name-r$r-$(date -u +%Y%m%dT%H%M%S).json
       dd=$(mktemp -d "$WORK/data-$name.XXXXXX")
       cache=()
+      tpl_db=
       if [ -n "$tpl" ]; then
-        cp -a "$tpl/data/." "$dd/"
+        if [ "$TARGET" = cluster ]; then tpl_db=$(db_name "$tpl/data"); else cp -a "$tpl/data/." "$dd/"; fi
         cp "$tpl/setup.json" "$dd.setup.json"
         cache=(--setup-cache "$dd.setup.json")
       fi
-      start_chatd "$dd"
+      start_chatd "$dd" $tpl_db
       log "=== $name run $r/$REPEAT: chatd pid $CHATD_PID port $PORT -> $out"
       set +e
       # shellcheck disable=SC2046
       timeout -k 10 "$TIMEOUT" "$BENCH" --workload "$wl" --server "127.0.0.1:$PORT" --server-pid "$CHATD_PID" \
-        $(setup_args "$wl" "$tag") $(run_args "$wl") "${cache[@]}" $STRICT --label chatd --out "$out"
+        $(setup_args "$wl" "$tag") $(run_args "$wl") "${cache[@]}" $STRICT --label "$LABEL" --out "$out"
       rc=$?
       set -e
       stop_chatd
+      [ "$TARGET" = cluster ] && drop_run_db
       if [ $rc -ne 0 ]; then
         log "!!! $name run $r: chat-bench exited $rc (log: $dd.log)"
         FAILED=1

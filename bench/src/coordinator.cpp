@@ -416,7 +416,7 @@ json::object Coordinator::worker_stats() {
 Coordinator::Snap Coordinator::snap() const {
   Snap s;
   s.t_ns = mono_ns();
-  s.server = sample_process(opt_.server_pid);
+  s.server = sample_processes(opt_.server_pids);
   s.machine_busy_s = machine_busy_s();
   std::vector<int> pids{static_cast<int>(::getpid())};
   for (const auto& w : workers_) pids.push_back(w.pid);
@@ -470,8 +470,8 @@ int Coordinator::run() {
                                    {"loadavg_before", load[0]}};
   result["server"] =
       json::object{{"endpoint", opt_.server.address().to_string() + ":" + std::to_string(opt_.server.port())},
-                   {"pid", opt_.server_pid},
-                   {"alive_at_start", sample_process(opt_.server_pid).alive}};
+                   {"pids", json::array(opt_.server_pids.begin(), opt_.server_pids.end())},
+                   {"alive_at_start", sample_processes(opt_.server_pids).alive}};
   int code = 0;
   try {
     json::object r;
@@ -498,8 +498,8 @@ int Coordinator::run() {
     code = 2;
   }
   stop_workers();
-  if (opt_.server_pid > 0 && !sample_process(opt_.server_pid).alive)
-    fail("chatd (pid " + std::to_string(opt_.server_pid) + ") is not running at the end");
+  if (!opt_.server_pids.empty() && !sample_processes(opt_.server_pids).alive)
+    fail("a chatd process (--server-pid) is not running at the end");
   result["failures"] = failures_;
   result["ok"] = code == 0 && failures_.empty();
   if (code == 0 && !failures_.empty()) code = 1;

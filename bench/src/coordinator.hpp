@@ -18,9 +18,11 @@ namespace bench {
 struct Options {
   std::string workload;  // w1 .. w5
   tcp::endpoint server{net::ip::make_address("127.0.0.1"), 8080};
-  int server_pid = 0;  // chatd, for /proc sampling (0: no server figures)
-  int workers = 0;     // worker processes; 0 = automatic
-  std::string out;     // JSON result file ("" = stdout only)
+  // chatd processes for /proc sampling (empty: no server figures). Several for a cluster: their
+  // CPU and RSS are summed.
+  std::vector<int> server_pids;
+  int workers = 0;  // worker processes; 0 = automatic
+  std::string out;  // JSON result file ("" = stdout only)
   std::string label = "chatd";
   std::string user_prefix = "cb_u";  // usernames <prefix><index>
   std::string password = "bench-password-1";

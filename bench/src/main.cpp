@@ -5,11 +5,12 @@
 #include <signal.h>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
 constexpr std::string_view usage =
-    R"(usage: chat-bench --workload w1|w2|w3|w4|w5 --server HOST:PORT --server-pid PID [options]
+    R"(usage: chat-bench --workload w1|w2|w3|w4|w5 --server HOST:PORT --server-pid PID[,PID..] [options]
 
 Drives chatd only through its public protocol (REST setup, WebSocket traffic). chatd must run with
 --rate-auth-ip-per-min 10000000 --rate-auth-account-per-min 10000000 --rate-send-per-sec 100000.
@@ -32,6 +33,22 @@ bench::tcp::endpoint parse_endpoint(const std::string& s) {
   if (colon == std::string::npos) throw std::invalid_argument("--server wants HOST:PORT");
   return {bench::net::ip::make_address(s.substr(0, colon)),
           static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
+}
+
+// "123" or "11,12,13" (a cluster's nodes).
+std::vector<int> parse_pids(const std::string& s) {
+  std::vector<int> pids;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto comma = s.find(',', start);
+    const auto part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const int pid = std::stoi(part);
+    if (pid <= 0) throw std::invalid_argument("--server-pid wants positive PIDs");
+    pids.push_back(pid);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return pids;
 }
 
 }  // namespace
@@ -57,7 +74,7 @@ int main(int argc, char** argv) {
       else if (a == "--server")
         o.server = parse_endpoint(next());
       else if (a == "--server-pid")
-        o.server_pid = std::stoi(next());
+        o.server_pids = parse_pids(next());
       else if (a == "--workers")
         o.workers = std::stoi(next());
       else if (a == "--out")

@@ -56,6 +56,19 @@ ProcSample sample_process(int pid) {
   return out;
 }
 
+ProcSample sample_processes(const std::vector<int>& pids) {
+  ProcSample sum;
+  sum.alive = !pids.empty();
+  for (int pid : pids) {
+    const auto one = sample_process(pid);
+    sum.alive = sum.alive && one.alive;
+    sum.rss_kb += one.rss_kb;
+    sum.cpu_s += one.cpu_s;
+    sum.threads += one.threads;
+  }
+  return sum;
+}
+
 double cpu_of(const std::vector<int>& pids) {
   double total = 0;
   for (int pid : pids) {

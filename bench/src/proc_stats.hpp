@@ -16,6 +16,8 @@ struct ProcSample {
 };
 
 ProcSample sample_process(int pid);
+// The sum over several processes (a cluster's nodes); alive only if every one is alive.
+ProcSample sample_processes(const std::vector<int>& pids);
 // CPU seconds (utime + stime) of a set of processes, e.g. chat-bench and its workers.
 double cpu_of(const std::vector<int>& pids);
 // Kernel TCP socket memory: the `mem` field of the `TCP:` line of /proc/net/sockstat, in bytes

@@ -394,15 +394,25 @@ void Worker::on_frame(WsConn& conn, std::string_view frame) {
       std::from_chars(rest.data(), rest.data() + rest.size(), seq);
       auto conv = frame.substr(cv + conv_key.size());
       conv = conv.substr(0, conv.find('"'));
-      if (conv == conn.last_conv) {
-        if (seq <= conn.last_seq) {
+      if (conv != conn.last_conv) {
+        conn.last_conv.assign(conv);
+        conn.last_seq = -1;
+        conn.seen_window = 0;
+      }
+      if (seq > conn.last_seq) {
+        const auto shift = conn.last_seq < 0 ? 64 : seq - conn.last_seq;
+        conn.seen_window = shift >= 64 ? 1 : (conn.seen_window << shift) | 1;
+        conn.last_seq = seq;
+      } else {
+        const auto back = conn.last_seq - seq;
+        const std::uint64_t bit = back < 64 ? std::uint64_t{1} << back : 0;
+        if (bit == 0 || (conn.seen_window & bit) != 0) {  // seen, or too old to tell: a duplicate
           ++st.duplicates;
           return;
         }
-      } else {
-        conn.last_conv.assign(conv);
+        conn.seen_window |= bit;
+        ++st.reordered;
       }
-      conn.last_seq = seq;
     }
     ++st.delivered;
     st.deliver.add(now - m.t_ns);
@@ -479,6 +489,7 @@ json::object Worker::cmd_collect(const json::object& cmd) {
   return json::object{{"acked", st.acked},
                       {"delivered", st.delivered},
                       {"duplicates", st.duplicates},
+                      {"reordered", st.reordered},
                       {"send_errors", st.send_errors},
                       {"error_codes", counts_to_json(st.error_codes)},
                       {"ack", st.ack.encode()},

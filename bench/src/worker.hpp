@@ -37,6 +37,7 @@ struct StepStats {
   std::uint64_t acked = 0;
   std::uint64_t delivered = 0;
   std::uint64_t duplicates = 0;  // a (conversation, seq) a connection already had
+  std::uint64_t reordered = 0;   // arrived after a higher seq of its conversation (cluster mode)
   std::uint64_t send_errors = 0;
   std::map<std::string, std::uint64_t> error_codes;
 };

@@ -99,7 +99,7 @@ json::object Coordinator::w1() {
   const auto hold_end = mono_ns() + static_cast<std::int64_t>(opt_.hold_s * 1e9);
   while (mono_ns() < hold_end) {
     sleep_s(std::min(1.0, static_cast<double>(hold_end - mono_ns()) / 1e9));
-    peak_kb = std::max(peak_kb, sample_process(opt_.server_pid).rss_kb);
+    peak_kb = std::max(peak_kb, sample_processes(opt_.server_pids).rss_kb);
   }
   const auto end = snap();
   const auto sock_after = tcp_socket_mem_bytes();
@@ -193,6 +193,7 @@ json::object Coordinator::run_step(
   std::uint64_t acked = 0;
   std::uint64_t delivered = 0;
   std::uint64_t dups = 0;
+  std::uint64_t reordered = 0;
   std::uint64_t errors = 0;
   Histogram ack;
   Histogram deliver;
@@ -201,6 +202,7 @@ json::object Coordinator::run_step(
     acked += r.at("acked").to_number<std::uint64_t>();
     delivered += r.at("delivered").to_number<std::uint64_t>();
     dups += r.at("duplicates").to_number<std::uint64_t>();
+    reordered += r.at("reordered").to_number<std::uint64_t>();
     errors += r.at("send_errors").to_number<std::uint64_t>();
     ack.merge(Histogram::decode(r.at("ack").as_string()));
     deliver.merge(Histogram::decode(r.at("deliver").as_string()));
@@ -229,6 +231,7 @@ json::object Coordinator::run_step(
                   {"delivered", delivered},
                   {"lost", lost},
                   {"duplicates", dups},
+                  {"reordered", reordered},
                   {"deliveries_per_s", static_cast<double>(delivered) / opt_.step_s},
                   {"ack_latency", ack.summary_ms()},
                   {"deliver_latency", dl},

@@ -57,7 +57,11 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   std::int64_t next_ping_ns = 0;
   int inflight = 0;            // pipelined sends without ack/error yet
   std::string last_conv;       // dedupe: conversation of last_seq
-  std::int64_t last_seq = -1;  // highest seq seen in last_conv (messages arrive in seq order)
+  std::int64_t last_seq = -1;  // highest seq seen in last_conv
+  // Seqs last_seq - i (bit i) already seen in last_conv: a frame that arrives after a higher seq
+  // (a cluster's nodes publish through Redis independently, so a recipient can see seq 6 from one
+  // node before seq 5 from another) counts once as delivered and as reordered, a repeat as a dup.
+  std::uint64_t seen_window = 0;
 
  private:
   void fail_connect(std::string_view what, const beast::error_code& ec);
