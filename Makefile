@@ -35,13 +35,16 @@ build-asan: $(ASAN)/build.ninja
 	cmake --build $(ASAN) -j $(JOBS)
 
 # The store conformance suite runs every backend: SQLite in a temp dir and PostgreSQL on a
-# throwaway local cluster (scripts/pg-test-server.sh).
+# throwaway local cluster (scripts/pg-test-server.sh); the cluster-state suite (presence, rate
+# limits, token revocation) runs in process and on a throwaway redis-server (scripts/redis-test-server.sh).
 unit: build
-	dsn=$$(scripts/pg-test-server.sh start) && CHATD_TEST_PG_DSN=$$dsn \
+	dsn=$$(scripts/pg-test-server.sh start) && redis=$$(scripts/redis-test-server.sh start) && \
+	  CHATD_TEST_PG_DSN=$$dsn CHATD_TEST_REDIS_URL=$$redis \
 	  ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS)
 
 unit-asan: build-asan
-	dsn=$$(scripts/pg-test-server.sh start) && CHATD_TEST_PG_DSN=$$dsn \
+	dsn=$$(scripts/pg-test-server.sh start) && redis=$$(scripts/redis-test-server.sh start) && \
+	  CHATD_TEST_PG_DSN=$$dsn CHATD_TEST_REDIS_URL=$$redis \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN) --output-on-failure -j $(JOBS) -E clang_format_check
 

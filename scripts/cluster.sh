@@ -11,7 +11,8 @@
 #   scripts/cluster.sh stop-redis / start-redis               (failure tests)
 # Environment: CHATD_BIN (default build/release/chatd), CLUSTER_WEB_ROOT (passed as --web-root),
 # CLUSTER_DB (database name, default chatd_cluster), CLUSTER_EXTRA (extra chatd flags),
-# CLUSTER_PORT_BASE (default 18080: nginx there, node N on base+N), CLUSTER_REDIS_PORT (default 56379).
+# CLUSTER_PORT_BASE (default 18080: nginx there, node N on base+N), CLUSTER_REDIS_PORT (default 56379),
+# CLUSTER_RATE_ACCOUNT (logins per account per minute, default 30).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -82,10 +83,14 @@ start_node() {
   fi
   local web=()
   if [[ -n "${CLUSTER_WEB_ROOT:-}" ]]; then web=(--web-root "$CLUSTER_WEB_ROOT"); fi
+  # nginx is the trusted proxy (its X-Forwarded-For gives the client address). The test clients
+  # all connect from 127.0.0.1 themselves, so the per-IP limit stays high here; the per-account
+  # limit is a real one (CLUSTER_RATE_ACCOUNT), shared by the nodes through Redis.
   # shellcheck disable=SC2086
   setsid "$CHATD_BIN" --listen "127.0.0.1:$port" --store "$(node_dsn)" \
     --bus "redis://127.0.0.1:$REDIS_PORT" --node-id "$n" --data-dir "$RUN/data$n" \
-    --rate-auth-ip-per-min 100000 --rate-auth-account-per-min 100000 --rate-send-per-sec 100000 \
+    --trusted-proxy 127.0.0.1 --presence-grace-ms 1000 \
+    --rate-auth-ip-per-min 100000 --rate-auth-account-per-min "${CLUSTER_RATE_ACCOUNT:-30}" --rate-send-per-sec 100000 \
     "${web[@]}" ${CLUSTER_EXTRA:-} </dev/null >>"$RUN/node$n.log" 2>&1 &
   echo $! >"$RUN/node$n.pid"
   wait_port 127.0.0.1 "$port" "chatd node $n" && sleep 0.2 && alive "$RUN/node$n.pid" || {

@@ -15,6 +15,7 @@ struct Request {
   std::string content_type;
   std::string body;
   std::string remote_ip;
+  std::string forwarded_for;  // X-Forwarded-For as received (believed only from --trusted-proxy peers)
 };
 
 struct Response {

@@ -159,7 +159,8 @@ bool id_list(const json::object& o, std::string_view key, std::vector<domain::Us
 
 }  // namespace
 
-Router::Router(service::ChatService& service, obs::Metrics& metrics) : service_(service), metrics_(metrics) {}
+Router::Router(service::ChatService& service, obs::Metrics& metrics, TrustedProxies trusted)
+    : service_(service), metrics_(metrics), trusted_(std::move(trusted)) {}
 
 net::awaitable<Response> Router::handle(Request request) {
   metrics_.http_requests.fetch_add(1, std::memory_order_relaxed);
@@ -204,7 +205,7 @@ net::awaitable<Response> Router::handle(Request request) {
       unsigned success = 200;
       if (rest[1] == "register") {
         service::RegisterRequest r;
-        r.ip = request.remote_ip;
+        r.ip = client_ip(request.remote_ip, request.forwarded_for, trusted_);
         if (!string_field(o, "username", r.username, true) || !string_field(o, "email", r.email, true) ||
             !string_field(o, "password", r.password, true) ||
             !string_field(o, "display_name", r.display_name, false) || !device_field(o, r.device))
@@ -213,7 +214,7 @@ net::awaitable<Response> Router::handle(Request request) {
         success = 201;
       } else if (rest[1] == "login") {
         service::LoginRequest r;
-        r.ip = request.remote_ip;
+        r.ip = client_ip(request.remote_ip, request.forwarded_for, trusted_);
         if (!string_field(o, "login", r.login, true) || !string_field(o, "password", r.password, true) ||
             !device_field(o, r.device))
           co_return fail(ErrorCode::bad_request, "login needs string login and password");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "api/client_ip.hpp"
 #include "api/http_types.hpp"
 #include "net/asio.hpp"
 
@@ -17,13 +18,14 @@ namespace chat::api {
 // status of its code.
 class Router {
  public:
-  Router(service::ChatService& service, obs::Metrics& metrics);
+  Router(service::ChatService& service, obs::Metrics& metrics, TrustedProxies trusted = {});
 
   net::awaitable<Response> handle(Request request);
 
  private:
   service::ChatService& service_;
   obs::Metrics& metrics_;
+  TrustedProxies trusted_;
 };
 
 }  // namespace chat::api

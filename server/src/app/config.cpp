@@ -1,5 +1,7 @@
 #include "app/config.hpp"
 
+#include "api/client_ip.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <functional>
@@ -116,6 +118,22 @@ const std::vector<Option>& options() {
            if (comma == std::string_view::npos) break;
            v.remove_prefix(comma + 1);
          }
+         return true;
+       }},
+      {"--trusted-proxy", "CHATD_TRUSTED_PROXY",
+       "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For gives the client address "
+       "(default: none; e.g. 127.0.0.1,10.0.0.0/8)",
+       [](Config& c, std::string_view v) {
+         c.trusted_proxies = std::string(v);
+         return v.size() <= 16384 && api::TrustedProxies::parse(v).has_value();
+       }},
+      {"--auth-cache-ttl-ms", "CHATD_AUTH_CACHE_TTL_MS",
+       "how long a node may reuse a verified access token without reading the store; revocations "
+       "invalidate it at once (default 5000; 0: no cache)",
+       [](Config& c, std::string_view v) {
+         long long ms = 0;
+         if (!parse_number<long long>(v, ms, 0, 60'000)) return false;
+         c.auth_cache_ttl = std::chrono::milliseconds(ms);
          return true;
        }},
       {"--web-root", "CHATD_WEB_ROOT", "directory of the built web client to serve at / (default: none)",

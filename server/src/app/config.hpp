@@ -32,6 +32,10 @@ struct Config {
   std::string log_level = "info";
   std::string web_root;  // empty: do not serve the web client
   std::chrono::milliseconds presence_grace{5'000};
+  // Peers whose X-Forwarded-For is believed for the client address (addresses and CIDRs).
+  std::string trusted_proxies;
+  // Access-token cache lifetime (0: no cache; every request reads the store).
+  std::chrono::milliseconds auth_cache_ttl{5'000};
   int hash_threads = 2;
   int hash_queue_max = 64;
 };

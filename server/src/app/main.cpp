@@ -3,14 +3,18 @@
 #include "api/router.hpp"
 #include "app/config.hpp"
 #include "auth/password_hasher.hpp"
+#include "auth/token_cache.hpp"
 #include "bus/local/local_bus.hpp"
 #include "bus/redis/redis_bus.hpp"
+#include "bus/redis/redis_client.hpp"
+#include "bus/redis/redis_rate_limiter.hpp"
 #include "gateway/hub.hpp"
 #include "net/server.hpp"
 #include "net/static_files.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "presence/presence_tracker.hpp"
+#include "presence/redis_presence_directory.hpp"
 #include "service/chat_service.hpp"
 #include "store/errors.hpp"
 #include "store/postgres/postgres_store.hpp"
@@ -97,9 +101,20 @@ int run(const app::Config& config) {
     metrics.messages_out.fetch_add(n, std::memory_order_relaxed);
   };
 
-  // The one place that names a concrete Bus: picked by the scheme of --bus.
+  // Access tokens verified recently (revocations invalidate them on every node; see TokenCache).
+  std::unique_ptr<auth::TokenCache> token_cache;
+  if (config.auth_cache_ttl.count() > 0)
+    token_cache =
+        std::make_unique<auth::TokenCache>(auth::TokenCache::Options{100'000, config.auth_cache_ttl});
+
+  // The one place that names a concrete Bus: picked by the scheme of --bus. In cluster mode the
+  // same Redis also holds presence and the auth rate limits.
   std::unique_ptr<bus::Bus> fanout;
   bus::redis::RedisBus* redis_bus = nullptr;
+  std::unique_ptr<bus::redis::RedisClient> presence_redis;
+  std::unique_ptr<bus::redis::RedisClient> limits_redis;
+  std::unique_ptr<presence::PresenceDirectory> presence_directory;
+  service::ChatService::Options service_options;
   if (config.bus == "local") {
     fanout = std::make_unique<bus::local::LocalBus>(hub);
   } else {
@@ -109,42 +124,83 @@ int run(const app::Config& config) {
     bus_options.node_id = static_cast<std::uint32_t>(config.node_id);
     auto redis = std::make_unique<bus::redis::RedisBus>(hub, bus_options);
     redis_bus = redis.get();
+    if (token_cache) {
+      // Until the subscription is confirmed this node could miss an invalidation: no cache.
+      token_cache->set_enabled(false);
+      auto* cache = token_cache.get();
+      redis->on_invalidate = [cache](domain::SessionId s) { cache->invalidate_session(s); };
+      redis->on_subscription = [cache](bool up) {
+        if (cache->enabled() != up)
+          obs::log_info(std::string("auth: token cache ") +
+                        (up ? "enabled (subscribed)" : "disabled (no subscription)"));
+        cache->set_enabled(up);
+      };
+      cache->set_broadcast([redis_bus](domain::SessionId s) { redis_bus->invalidate_tokens(s); });
+    }
     redis->start();
     fanout = std::move(redis);
     obs::log_info("bus: redis " + bus_options.host + ":" + std::to_string(bus_options.port) + ", node id " +
                   std::to_string(config.node_id));
+    bus::redis::RedisClient::Options client_options;
+    client_options.host = bus_options.host;
+    client_options.port = bus_options.port;
+    presence_redis = std::make_unique<bus::redis::RedisClient>(client_options);
+    limits_redis = std::make_unique<bus::redis::RedisClient>(client_options);
+    presence_directory = std::make_unique<presence::RedisPresenceDirectory>(*presence_redis);
+    service_options.auth_ip_limiter = std::make_shared<bus::redis::RedisRateLimiter>(
+        *limits_redis, "chatd:rl:ip:", config.rate_auth_ip_per_min,
+        std::max(1.0, config.rate_auth_ip_per_min));
+    service_options.auth_account_limiter = std::make_shared<bus::redis::RedisRateLimiter>(
+        *limits_redis, "chatd:rl:account:", config.rate_auth_account_per_min,
+        std::max(1.0, config.rate_auth_account_per_min));
   }
 
   auth::PasswordHasher hasher(static_cast<std::size_t>(config.hash_threads),
                               static_cast<std::size_t>(config.hash_queue_max));
-  service::ChatService::Options service_options;
+  service_options.token_cache = token_cache.get();
   service_options.access_ttl = config.access_ttl;
   service_options.refresh_ttl = config.refresh_ttl;
   service_options.auth_per_ip_per_min = config.rate_auth_ip_per_min;
   service_options.auth_per_account_per_min = config.rate_auth_account_per_min;
   service::ChatService service(store, *fanout, hasher, metrics, service_options, wall_ms);
-  api::Router router(service, metrics);
+  auto trusted = api::TrustedProxies::parse(config.trusted_proxies);
+  if (!trusted) throw std::runtime_error("invalid --trusted-proxy: " + config.trusted_proxies);
+  if (!trusted->empty()) obs::log_info("trusting X-Forwarded-For from " + config.trusted_proxies);
+  api::Router router(service, metrics, *trusted);
 
   transport::ServerContext::Options net_options;
   net_options.ws_idle_timeout = config.ws_idle_timeout;
   net_options.auth_timeout = config.auth_timeout;
   net_options.send_rate_per_s = config.rate_send_per_sec;
   net_options.allowed_origins = config.allowed_origins;
-  presence::PresenceTracker presence(
-      *shards.front(), *fanout, config.presence_grace, wall_ms,
-      [&store, ex = shards.front()->get_executor()](domain::UserId user, domain::TimeMs when) {
-        // Fire and forget: last_seen is best effort (a crash loses at most the last grace period).
-        net::co_spawn(
-            ex,
-            [&store, user, when]() -> net::awaitable<void> {
-              auto job = [user, when](store::WriteContext& w) {
-                w.store.set_last_seen(user, when);
-                return true;
-              };
-              co_await store.write(std::move(job));
-            },
-            [](std::exception_ptr) {});
-      });
+  // Fire and forget: last_seen is best effort (a crash loses at most the last grace period).
+  auto last_seen_sink = [&store, ex = shards.front()->get_executor()](domain::UserId user,
+                                                                      domain::TimeMs when) {
+    net::co_spawn(
+        ex,
+        [&store, user, when]() -> net::awaitable<void> {
+          auto job = [user, when](store::WriteContext& w) {
+            w.store.set_last_seen(user, when);
+            return true;
+          };
+          co_await store.write(std::move(job));
+        },
+        [](std::exception_ptr) {});
+  };
+  std::unique_ptr<presence::PresenceTracker> presence_owner;
+  if (presence_directory) {
+    presence::PresenceTracker::Options presence_options;
+    presence_options.grace = config.presence_grace;
+    presence_options.node_id = static_cast<std::uint32_t>(config.node_id);
+    presence_options.remote = true;
+    presence_owner = std::make_unique<presence::PresenceTracker>(
+        *shards.front(), *fanout, *presence_directory, presence_options, wall_ms, last_seen_sink);
+    presence_owner->start();
+  } else {
+    presence_owner = std::make_unique<presence::PresenceTracker>(
+        *shards.front(), *fanout, config.presence_grace, wall_ms, last_seen_sink);
+  }
+  auto& presence = *presence_owner;
   std::unique_ptr<transport::StaticFiles> web;
   if (!config.web_root.empty()) {
     web = std::make_unique<transport::StaticFiles>(config.web_root);
@@ -196,6 +252,7 @@ int run(const app::Config& config) {
          (server_ctx.websockets.load() > 0 || server_ctx.in_flight.load() > 0)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  presence.stop();  // after the sockets closed: their disconnects are reported first
   store.stop();
   if (redis_bus != nullptr) redis_bus->stop();
   guards.clear();

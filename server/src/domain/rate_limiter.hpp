@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -50,6 +51,35 @@ class KeyedRateLimiter {
   };
   std::unordered_map<std::string, Entry> buckets_;
   Clock::time_point last_sweep_{};
+};
+
+// The per-IP and per-account auth limits, behind one interface so a cluster can share them:
+// LocalRateLimiter (one process) and bus::redis::RedisRateLimiter (GCRA in Redis, shared by every
+// node; per-node fallback while Redis is away). `now_ms` is the wall clock (nodes share it).
+// The conformance suite runs the same cases on both.
+class RateLimiter {
+ public:
+  virtual ~RateLimiter() = default;
+  // Takes one token from `key`'s bucket. False when empty; `retry_after` says when one will be.
+  virtual bool try_take(const std::string& key,
+                        std::int64_t now_ms,
+                        std::chrono::milliseconds* retry_after) = 0;
+};
+
+// `per_minute` tokens per minute, up to `burst`, per key, in this process.
+class LocalRateLimiter final : public RateLimiter {
+ public:
+  LocalRateLimiter(double per_minute, double burst) noexcept : limiter_(per_minute, burst) {}
+  bool try_take(const std::string& key,
+                std::int64_t now_ms,
+                std::chrono::milliseconds* retry_after) override {
+    return limiter_.try_take(key, Clock::time_point(std::chrono::milliseconds(now_ms)), retry_after);
+  }
+  std::size_t size() const { return limiter_.size(); }
+
+ private:
+  using Clock = KeyedRateLimiter::Clock;
+  KeyedRateLimiter limiter_;
 };
 
 }  // namespace chat::domain

@@ -240,6 +240,8 @@ net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::siz
       request.content_type = std::string(it->value());
     request.body = std::move(req.body());
     request.remote_ip = remote_ip;
+    if (auto it = req.find("X-Forwarded-For"); it != req.end())
+      request.forwarded_for = std::string(it->value());
     auto response = co_await ctx.router.handle(std::move(request));
     const bool keep_alive = req.keep_alive() && !ctx.stopping.load();
     auto res = to_beast(std::move(response), req.version(), keep_alive);

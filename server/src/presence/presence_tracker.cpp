@@ -2,68 +2,203 @@
 
 #include "bus/bus.hpp"
 #include "gateway/protocol.hpp"
+#include "obs/log.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <future>
 #include <memory>
 
 namespace chat::presence {
 
 PresenceTracker::PresenceTracker(
     net::io_context& timers, bus::Bus& bus, std::chrono::milliseconds grace, ClockMs clock, LastSeenSink sink)
-    : timers_(timers), bus_(bus), grace_(grace), clock_(std::move(clock)), sink_(std::move(sink)) {}
+    : timers_(timers),
+      bus_(bus),
+      owned_(std::make_unique<LocalPresenceDirectory>()),
+      directory_(*owned_),
+      options_{},
+      clock_(std::move(clock)),
+      sink_(std::move(sink)) {
+  options_.grace = grace;
+}
+
+PresenceTracker::PresenceTracker(net::io_context& timers,
+                                 bus::Bus& bus,
+                                 PresenceDirectory& directory,
+                                 Options options,
+                                 ClockMs clock,
+                                 LastSeenSink sink)
+    : timers_(timers),
+      bus_(bus),
+      directory_(directory),
+      options_(options),
+      clock_(std::move(clock)),
+      sink_(std::move(sink)) {}
+
+PresenceTracker::~PresenceTracker() {
+  stop();
+}
+
+void PresenceTracker::start() {
+  if (!options_.remote || started_) return;
+  started_ = true;
+  tick_timer_ = std::make_unique<net::steady_timer>(io_);
+  net::post(io_, [this] {
+    try {
+      directory_.reset_node(options_.node_id, clock_(), options_.grace);
+    } catch (const std::exception& e) {
+      redis_failed(e);
+    }
+    tick();
+  });
+  thread_ = std::thread([this] {
+    auto guard = net::make_work_guard(io_);
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        obs::log_error(std::string("presence: uncaught on the presence thread: ") + e.what());
+      }
+    }
+  });
+}
+
+void PresenceTracker::stop() {
+  if (!started_) return;
+  started_ = false;
+  std::promise<void> done;
+  net::post(io_, [this, &done] {
+    tick_timer_->cancel();
+    done.set_value();
+  });
+  done.get_future().wait();
+  io_.stop();
+  thread_.join();
+}
 
 void PresenceTracker::publish(domain::UserId user, const Status& status) {
   bus_.publish_to_watchers(user, std::make_shared<const std::string>(
                                      gateway::frames::presence(user, status.online, status.last_seen)));
 }
 
-void PresenceTracker::connected(domain::UserId user) {
-  std::optional<Status> changed;
-  {
-    std::lock_guard lock(mutex_);
-    auto& e = users_[user];
-    ++e.connections;
-    ++e.generation;
-    if (!e.online) {
-      e.online = true;
-      changed = Status{true, e.last_seen};
-    }
-  }
-  if (changed) publish(user, *changed);
+void PresenceTracker::redis_failed(const std::exception& e) {
+  if (!degraded_)
+    obs::log_warn(std::string("presence: directory unavailable, serving local state: ") + e.what());
+  degraded_ = true;
 }
 
-void PresenceTracker::disconnected(domain::UserId user) {
-  std::uint64_t generation = 0;
+void PresenceTracker::went_offline(domain::UserId user, domain::TimeMs when) {
+  publish(user, Status{false, when});
+  if (sink_) sink_(user, when);
+}
+
+void PresenceTracker::report(domain::UserId user) {
+  int count = 0;
   {
     std::lock_guard lock(mutex_);
-    auto& e = users_[user];
-    if (e.connections > 0) --e.connections;
-    if (e.connections > 0) return;
-    generation = ++e.generation;
+    auto it = local_.find(user);
+    if (it != local_.end()) {
+      count = it->second;
+      if (count == 0) local_.erase(it);
+    }
   }
-  auto timer = std::make_shared<net::steady_timer>(timers_, grace_);
+  PresenceDirectory::Update u;
+  try {
+    u = directory_.set_count(user, options_.node_id, count, clock_(), options_.grace);
+  } catch (const std::exception& e) {
+    redis_failed(e);
+    dirty_.insert(user);
+    return;
+  }
+  if (u.went_online) publish(user, Status{true, u.last_seen});
+  if (u.pending != 0) schedule_expire(user, u.pending);
+}
+
+void PresenceTracker::schedule_expire(domain::UserId user, std::uint64_t generation) {
+  auto& io = options_.remote ? io_ : timers_;
+  auto timer = std::make_shared<net::steady_timer>(io, options_.grace);
   timer->async_wait([this, timer, user, generation](const boost::system::error_code& ec) {
     if (ec) return;  // shutting down
-    std::optional<Status> changed;
-    {
-      std::lock_guard lock(mutex_);
-      auto& e = users_[user];
-      if (e.generation != generation || e.connections > 0 || !e.online) return;
-      e.online = false;
-      e.last_seen = clock_();
-      changed = Status{false, e.last_seen};
+    std::optional<domain::TimeMs> when;
+    try {
+      when = directory_.expire(user, generation, clock_());
+    } catch (const std::exception& e) {
+      redis_failed(e);  // the sweep of whichever node sees it overdue ends it
+      return;
     }
-    publish(user, *changed);
-    if (sink_) sink_(user, *changed->last_seen);
+    if (when) went_offline(user, *when);
   });
 }
 
+void PresenceTracker::tick() {
+  try {
+    directory_.heartbeat(options_.node_id, clock_(), options_.node_ttl);
+    if (degraded_) {
+      // Back: re-report every user this node holds or changed while Redis was away.
+      std::vector<domain::UserId> users(dirty_.begin(), dirty_.end());
+      {
+        std::lock_guard lock(mutex_);
+        for (const auto& [user, n] : local_) users.push_back(user);
+      }
+      degraded_ = false;
+      dirty_.clear();
+      obs::log_info("presence: directory reachable again; re-reporting " + std::to_string(users.size()) +
+                    " users");
+      for (auto user : users) report(user);
+    }
+    if (!degraded_) {
+      for (const auto& off : directory_.sweep(clock_(), options_.sweep_slack))
+        went_offline(off.user, off.last_seen);
+    }
+  } catch (const std::exception& e) {
+    redis_failed(e);
+  }
+  tick_timer_->expires_after(options_.heartbeat);
+  tick_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) tick();
+  });
+}
+
+void PresenceTracker::connected(domain::UserId user) {
+  {
+    std::lock_guard lock(mutex_);
+    ++local_[user];
+  }
+  if (options_.remote) {
+    net::post(io_, [this, user] { report(user); });
+  } else {
+    std::lock_guard lock(report_mutex_);
+    report(user);
+  }
+}
+
+void PresenceTracker::disconnected(domain::UserId user) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = local_.find(user);
+    if (it == local_.end() || it->second == 0) return;
+    --it->second;
+  }
+  if (options_.remote) {
+    net::post(io_, [this, user] { report(user); });
+  } else {
+    std::lock_guard lock(report_mutex_);
+    report(user);
+  }
+}
+
 std::optional<PresenceTracker::Status> PresenceTracker::status(domain::UserId user) const {
-  std::lock_guard lock(mutex_);
-  auto it = users_.find(user);
-  if (it == users_.end()) return std::nullopt;
-  return Status{it->second.online, it->second.last_seen};
+  try {
+    return directory_.status(user);
+  } catch (const std::exception&) {
+    std::lock_guard lock(mutex_);
+    auto it = local_.find(user);
+    if (it != local_.end() && it->second > 0) return Status{true, std::nullopt};
+    return std::nullopt;
+  }
 }
 
 }  // namespace chat::presence

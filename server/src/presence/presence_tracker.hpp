@@ -2,11 +2,17 @@
 
 #include "domain/types.hpp"
 #include "net/asio.hpp"
+#include "presence/presence_directory.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 #include <unordered_map>
 
 namespace chat::bus {
@@ -15,50 +21,85 @@ class Bus;
 
 namespace chat::presence {
 
-// Who is online, in this process (the embedded mode's Presence).
+// This node's side of presence. The WebSocket sessions report connects and disconnects; the
+// tracker keeps this node's device count per user and reports it to a PresenceDirectory, which
+// decides the cluster-wide transitions (online while any device on any node is connected; one
+// grace period after the last one, wherever it was; last_seen once per offline transition).
+// Whoever causes a transition publishes the presence frame through the Bus (to the watchers who
+// share a conversation, on every node) and persists last_seen (LastSeenSink).
 //
-// A user is online while any of their devices holds an authenticated WebSocket; when the last one
-// closes (or misses heartbeats until the idle timeout closes it) the user stays online for a grace
-// period, so a reconnect does not flap, and then goes offline with last_seen set. Changes are
-// published to the connections watching that user (Hub::publish_to_watchers), never to everybody.
-// Thread-safe: one mutex, taken on connect/disconnect only (not on the message path).
+// Embedded mode (LocalPresenceDirectory): directory calls run inline on the caller's thread and
+// grace timers on `timers`. Cluster mode (RedisPresenceDirectory, `remote` = true): directory calls
+// run on the tracker's own thread, so an I/O thread never waits for Redis on connect/disconnect;
+// every second the node heartbeats and sweeps (devices of dead nodes, overdue grace periods). When
+// Redis is unreachable the node keeps its own counts, logs once, and re-reports every user when
+// Redis is back; meanwhile status() answers from this node's devices.
 class PresenceTracker {
  public:
-  struct Status {
-    bool online = false;
-    std::optional<domain::TimeMs> last_seen;
-  };
+  using Status = presence::Status;
   using ClockMs = std::function<domain::TimeMs()>;
   // Persists last_seen when a user goes offline (a store write; may be empty in tests).
   using LastSeenSink = std::function<void(domain::UserId, domain::TimeMs)>;
 
+  struct Options {
+    std::chrono::milliseconds grace{5'000};
+    std::uint32_t node_id = 0;
+    bool remote = false;  // the directory is remote: own thread, heartbeat and sweep
+    std::chrono::milliseconds heartbeat{1'000};
+    std::chrono::milliseconds node_ttl{5'000};  // a node silent this long is dead
+    std::chrono::milliseconds sweep_slack{2'000};
+  };
+
+  // Embedded mode, as before: an in-process directory owned by the tracker.
   PresenceTracker(net::io_context& timers,
                   bus::Bus& bus,
                   std::chrono::milliseconds grace,
                   ClockMs clock,
                   LastSeenSink sink);
+  PresenceTracker(net::io_context& timers,
+                  bus::Bus& bus,
+                  PresenceDirectory& directory,
+                  Options options,
+                  ClockMs clock,
+                  LastSeenSink sink);
+  ~PresenceTracker();
+  PresenceTracker(const PresenceTracker&) = delete;
+  PresenceTracker& operator=(const PresenceTracker&) = delete;
+
+  // Cluster mode: forgets this node's previous devices, starts the thread and the heartbeat.
+  void start();
+  void stop();
 
   void connected(domain::UserId user);
   void disconnected(domain::UserId user);
-  // nullopt: not seen by this process since it started (the caller falls back to the store).
+  // nullopt: unknown (the caller falls back to the store).
   std::optional<Status> status(domain::UserId user) const;
 
  private:
-  struct Entry {
-    int connections = 0;
-    bool online = false;
-    std::optional<domain::TimeMs> last_seen;
-    std::uint64_t generation = 0;  // invalidates pending offline timers
-  };
+  void report(domain::UserId user);  // directory thread (or inline)
+  void schedule_expire(domain::UserId user, std::uint64_t generation);
+  void tick();
+  void went_offline(domain::UserId user, domain::TimeMs when);
   void publish(domain::UserId user, const Status& status);
+  void redis_failed(const std::exception& e);
 
   net::io_context& timers_;
   bus::Bus& bus_;
-  std::chrono::milliseconds grace_;
+  std::unique_ptr<PresenceDirectory> owned_;
+  PresenceDirectory& directory_;
+  Options options_;
   ClockMs clock_;
   LastSeenSink sink_;
   mutable std::mutex mutex_;
-  std::unordered_map<domain::UserId, Entry> users_;
+  std::mutex report_mutex_;  // embedded mode: one report at a time, so reports keep count order
+  std::unordered_map<domain::UserId, int> local_;  // this node's devices per user
+  // Cluster mode only.
+  net::io_context io_{1};
+  std::thread thread_;
+  std::unique_ptr<net::steady_timer> tick_timer_;
+  bool started_ = false;
+  bool degraded_ = false;           // directory thread: the last call failed
+  std::set<domain::UserId> dirty_;  // directory thread: to re-report once Redis is back
 };
 
 }  // namespace chat::presence

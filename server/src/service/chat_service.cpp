@@ -1,6 +1,7 @@
 #include "service/chat_service.hpp"
 
 #include "auth/password_hasher.hpp"
+#include "auth/token_cache.hpp"
 #include "auth/tokens.hpp"
 #include "bus/bus.hpp"
 #include "domain/limits.hpp"
@@ -40,14 +41,25 @@ ChatService::ChatService(store::StoreService& store,
       options_(options),
       clock_(std::move(clock)),
       // A burst of one minute's allowance, refilled evenly: N per minute admits N at once.
-      per_ip_(options.auth_per_ip_per_min, std::max(1.0, options.auth_per_ip_per_min)),
-      per_account_(options.auth_per_account_per_min, std::max(1.0, options.auth_per_account_per_min)) {}
+      per_ip_(options.auth_ip_limiter != nullptr
+                  ? options.auth_ip_limiter
+                  : std::make_shared<domain::LocalRateLimiter>(options.auth_per_ip_per_min,
+                                                               std::max(1.0, options.auth_per_ip_per_min))),
+      per_account_(
+          options.auth_account_limiter != nullptr
+              ? options.auth_account_limiter
+              : std::make_shared<domain::LocalRateLimiter>(
+                    options.auth_per_account_per_min, std::max(1.0, options.auth_per_account_per_min))) {}
+
+void ChatService::revoked(domain::SessionId session) {
+  if (options_.token_cache != nullptr) options_.token_cache->revoke_session(session);
+}
 
 std::optional<Failure> ChatService::check_rate(const std::string& ip, const std::string& account) {
-  const auto now = domain::KeyedRateLimiter::Clock::now();
+  const auto now = clock_();
   std::chrono::milliseconds wait{0};
-  if (!per_ip_.try_take(ip, now, &wait) ||
-      (!account.empty() && !per_account_.try_take(account, now, &wait))) {
+  if (!per_ip_->try_take(ip, now, &wait) ||
+      (!account.empty() && !per_account_->try_take(account, now, &wait))) {
     const auto secs = std::chrono::duration_cast<std::chrono::seconds>(wait + std::chrono::milliseconds(999));
     return Failure{ErrorCode::rate_limited, "too many attempts; retry later",
                    std::max(secs, std::chrono::seconds(1))};
@@ -145,11 +157,13 @@ net::awaitable<Result<SessionGrant>> ChatService::refresh(std::string refresh_to
   if (rotated.outcome == store::RotateOutcome::reused) {
     // The same refresh token came back after it was rotated: someone else holds a copy. The
     // session is revoked (by the store); close its live sockets too.
+    revoked(rotated.auth.session_id);
     bus_.revoke_session(rotated.auth.user_id, rotated.auth.session_id);
     co_return invalid(ErrorCode::unauthorized, "refresh token was already used; session revoked");
   }
   if (rotated.outcome != store::RotateOutcome::rotated)
     co_return invalid(ErrorCode::unauthorized, "invalid refresh token");
+  revoked(rotated.auth.session_id);  // the previous access token is no longer valid
   const auto uid = rotated.auth.user_id;
   auto job5 = [uid](store::Store& s) { return s.find_user(uid); };
   auto user = co_await store_.read(std::move(job5));
@@ -164,15 +178,24 @@ net::awaitable<void> ChatService::logout(domain::AuthContext auth) {
   const auto session = auth.session_id;
   auto job6 = [session](store::WriteContext& w) { return w.store.revoke_session(session, w.now); };
   co_await store_.write(std::move(job6));
+  revoked(session);
   bus_.revoke_session(auth.user_id, auth.session_id);
 }
 
 net::awaitable<std::optional<domain::AuthContext>> ChatService::authenticate(std::string token) {
   if (token.empty() || token.size() > 256) co_return std::nullopt;
   auto hash = auth::token_hash(token);
+  auto* cache = options_.token_cache;
+  const auto mono = auth::TokenCache::Clock::now();
+  if (cache != nullptr) {
+    if (auto hit = cache->find(hash, mono)) co_return hit;
+  }
+  const std::uint64_t epoch = cache != nullptr ? cache->epoch() : 0;
   const auto now = clock_();
   auto job7 = [hash, now](store::Store& s) { return s.find_access(hash, now); };
-  co_return co_await store_.read(std::move(job7));
+  auto found = co_await store_.read(std::move(job7));
+  if (found && cache != nullptr) cache->insert(hash, *found, epoch, mono);
+  co_return found;
 }
 
 net::awaitable<std::vector<store::DeviceSession>> ChatService::devices(domain::AuthContext auth) {
@@ -187,7 +210,10 @@ net::awaitable<Result<bool>> ChatService::revoke_device(domain::AuthContext auth
   auto job = [user, device](store::WriteContext& w) { return w.store.revoke_device(user, device, w.now); };
   const auto sessions = co_await store_.write(std::move(job));
   if (sessions.empty()) co_return not_found();
-  for (auto s : sessions) bus_.revoke_session(user, s);
+  for (auto s : sessions) {
+    revoked(s);
+    bus_.revoke_session(user, s);
+  }
   co_return true;
 }
 

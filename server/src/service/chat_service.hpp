@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -15,7 +16,8 @@
 
 namespace chat::auth {
 class PasswordHasher;
-}
+class TokenCache;
+}  // namespace chat::auth
 namespace chat::bus {
 class Bus;
 }
@@ -95,6 +97,11 @@ class ChatService {
     std::chrono::seconds refresh_ttl{30 * 24 * 3600};
     double auth_per_ip_per_min = 30;
     double auth_per_account_per_min = 10;
+    // Shared limiters (cluster mode: in Redis). Null: per-process buckets with the rates above.
+    std::shared_ptr<domain::RateLimiter> auth_ip_limiter;
+    std::shared_ptr<domain::RateLimiter> auth_account_limiter;
+    // Null: every authentication reads the store.
+    auth::TokenCache* token_cache = nullptr;
   };
   using ClockMs = std::function<domain::TimeMs()>;
 
@@ -218,8 +225,9 @@ class ChatService {
   obs::Metrics& metrics_;
   Options options_;
   ClockMs clock_;
-  domain::KeyedRateLimiter per_ip_;
-  domain::KeyedRateLimiter per_account_;
+  std::shared_ptr<domain::RateLimiter> per_ip_;
+  std::shared_ptr<domain::RateLimiter> per_account_;
+  void revoked(domain::SessionId session);
 };
 
 }  // namespace chat::service

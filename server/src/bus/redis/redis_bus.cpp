@@ -23,6 +23,9 @@ constexpr auto kMinBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 // Past this many PUBLISH commands without a reply (Redis stalled), new events are not forwarded.
 constexpr int kMaxInFlight = 100'000;
+// Invalidations kept while the publisher is down (beyond that the oldest go; the cache TTL bounds
+// what a lost one costs).
+constexpr std::size_t kMaxPendingInvalidations = 10'000;
 
 // hiredis event hooks on Asio, as hiredis' adapters/ae.h does it for ae: readiness of the
 // connection's socket is awaited with stream_descriptor::async_wait, and hiredis does the I/O.
@@ -244,8 +247,9 @@ bool parse_redis_url(std::string_view url, std::string& host, int& port) {
 }
 
 RedisBus::RedisBus(gateway::Hub& hub, Options options) : hub_(hub), options_(std::move(options)) {
-  publisher_ = std::make_unique<Link>(io_, "publisher", options_.host, options_.port, nullptr,
-                                      [this](bool up) { publisher_up_ = up; });
+  publisher_ = std::make_unique<Link>(
+      io_, "publisher", options_.host, options_.port, [this](redisAsyncContext*) { flush_invalidations(); },
+      [this](bool up) { publisher_up_ = up; });
   subscriber_ = std::make_unique<Link>(
       io_, "subscriber", options_.host, options_.port,
       [this](redisAsyncContext* c) {
@@ -256,14 +260,22 @@ RedisBus::RedisBus(gateway::Hub& hub, Options options) : hub_(hub), options_(std
               if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
               auto* kind = reply->element[0];
               auto* body = reply->element[2];
-              if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message")
+              if (kind->type != REDIS_REPLY_STRING) return;
+              auto* bus = static_cast<RedisBus*>(privdata);
+              if (std::string_view(kind->str, kind->len) == "subscribe") {
+                if (bus->on_subscription) bus->on_subscription(true);
                 return;
+              }
+              if (std::string_view(kind->str, kind->len) != "message") return;
               if (body->type != REDIS_REPLY_STRING) return;
               static_cast<RedisBus*>(privdata)->on_message(body->str, body->len);
             },
             this, "SUBSCRIBE %b", options_.channel.data(), options_.channel.size());
       },
-      [this](bool up) { subscriber_up_ = up; });
+      [this](bool up) {
+        subscriber_up_ = up;
+        if (!up && on_subscription) on_subscription(false);
+      });
 }
 
 RedisBus::~RedisBus() {
@@ -325,6 +337,26 @@ void RedisBus::forward(std::string payload) {
   });
 }
 
+void RedisBus::invalidate_tokens(domain::SessionId session) {
+  std::string payload = "I " + std::to_string(options_.node_id) + " " + std::to_string(session) + "\n";
+  net::post(io_, [this, payload = std::move(payload)]() mutable {
+    pending_invalidations_.push_back(std::move(payload));
+    if (pending_invalidations_.size() > kMaxPendingInvalidations) pending_invalidations_.pop_front();
+    flush_invalidations();
+  });
+}
+
+void RedisBus::flush_invalidations() {
+  auto* c = publisher_->context();
+  if (c == nullptr) return;
+  while (!pending_invalidations_.empty()) {
+    const auto& payload = pending_invalidations_.front();
+    redisAsyncCommand(c, nullptr, nullptr, "PUBLISH %b %b", options_.channel.data(), options_.channel.size(),
+                      payload.data(), payload.size());
+    pending_invalidations_.pop_front();
+  }
+}
+
 void RedisBus::publish(std::vector<domain::UserId> recipients,
                        gateway::SharedFrame frame,
                        std::uint64_t except_connection) {
@@ -375,6 +407,9 @@ void RedisBus::on_message(const char* data, std::size_t size) {
     std::int64_t user = 0;
     std::int64_t session = 0;
     if (parse_int(head[2], user) && parse_int(head[3], session)) hub_.revoke_session(user, session);
+  } else if (head[0] == "I" && head.size() == 3) {
+    std::int64_t session = 0;
+    if (parse_int(head[2], session) && on_invalidate) on_invalidate(session);
   } else if (head[0] == "W" && head.size() == 3) {
     std::int64_t subject = 0;
     if (parse_int(head[2], subject))

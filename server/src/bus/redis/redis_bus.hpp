@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -47,10 +49,20 @@ class RedisBus final : public Bus {
   // True while both connections are up (for tests and logs).
   bool connected() const noexcept;
 
+  // Token-cache invalidation (auth::TokenCache): tells every other node to drop `session`'s cached
+  // tokens. Unlike events, invalidations are not dropped while the publisher is down: up to
+  // kMaxPendingInvalidations wait and go out when it reconnects.
+  void invalidate_tokens(domain::SessionId session);
+  // Set before start(). Called on the bus thread: an invalidation from another node, and the
+  // subscription going up (SUBSCRIBE confirmed: from now on no invalidation is missed) or down.
+  std::function<void(domain::SessionId)> on_invalidate;
+  std::function<void(bool)> on_subscription;
+
   class Link;  // one hiredis connection with reconnect (redis_bus.cpp)
 
  private:
   void forward(std::string payload);
+  void flush_invalidations();  // bus thread
   void on_message(const char* data, std::size_t size);
 
   gateway::Hub& hub_;
@@ -62,6 +74,7 @@ class RedisBus final : public Bus {
   std::atomic<bool> publisher_up_{false};
   std::atomic<bool> subscriber_up_{false};
   bool started_ = false;
+  std::deque<std::string> pending_invalidations_;  // bus thread
 };
 
 // Parses "redis://host:port" (port defaults to 6379). False if malformed.
