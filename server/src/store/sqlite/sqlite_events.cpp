@@ -22,7 +22,6 @@ using detail::kInsertParticipant;
 using detail::kMemberIds;
 using detail::kMembership;
 using detail::kMessageById;
-using detail::kNextSeq;
 using detail::kUserExists;
 using detail::Membership;
 using detail::read_message;
@@ -122,6 +121,15 @@ std::optional<Membership> membership(Db& db, ConversationId conversation, UserId
                     domain::parse_member_role(s.text(3)).value_or(domain::MemberRole::member)};
 }
 
+std::optional<Seq> next_seq(Db& db, ConversationId conversation, TimeMs now) {
+  db.prepare(kBumpSeq).bind(1, conversation).bind(2, now).run();
+  if (db.changes() == 0) return std::nullopt;
+  auto s = db.prepare(kLastSeq);
+  s.bind(1, conversation);
+  if (!s.step()) return std::nullopt;
+  return s.int64(0);
+}
+
 void load_reactions(Db& db, domain::Message& m) {
   m.reactions.clear();
   if (m.type != "text" || m.deleted) return;
@@ -149,13 +157,9 @@ domain::Message SqliteStore::append_event(ConversationId id,
                                           MessageId event_id,
                                           TimeMs now) {
   Db& db = *writer_;
-  Seq seq = 0;
-  {
-    auto s = db.prepare(kNextSeq);
-    s.bind(1, id).bind(2, now);
-    if (!s.step()) throw StoreError("append_event: conversation vanished");
-    seq = s.int64(0);
-  }
+  const auto next = detail::next_seq(db, id, now);
+  if (!next) throw StoreError("append_event: conversation vanished");
+  const Seq seq = *next;
   auto ins = db.prepare(kInsertEvent);
   ins.bind(1, event_id).bind(2, id).bind(3, seq).bind(4, sender).bind(5, type).bind(6, body);
   if (ref_id) {

@@ -18,7 +18,6 @@ using detail::Db;
 using detail::kInsertParticipant;
 using detail::kMemberIds;
 using detail::kMessageById;
-using detail::kNextSeq;
 using detail::kUserExists;
 using detail::read_message;
 using detail::Statement;
@@ -506,13 +505,9 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
         target.seq <= member->joined_seq)
       return {AppendOutcome::bad_reply, {}, {}};
   }
-  Seq seq = 0;
-  {
-    auto s = db.prepare(kNextSeq);
-    s.bind(1, message.conversation_id).bind(2, now);
-    if (!s.step()) return {AppendOutcome::not_found, {}, {}};
-    seq = s.int64(0);
-  }
+  const auto next = detail::next_seq(db, message.conversation_id, now);
+  if (!next) return {AppendOutcome::not_found, {}, {}};
+  const Seq seq = *next;
   auto insert = db.prepare(kInsertMessage);
   insert.bind(1, id)
       .bind(2, message.conversation_id)
