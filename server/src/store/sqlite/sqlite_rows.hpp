@@ -57,10 +57,24 @@ struct Membership {
   domain::MemberRole role = domain::MemberRole::member;
 };
 
+// One read transaction around a read made of several statements: one snapshot, and one WAL read
+// lock (fcntl calls on the -shm file) instead of one per statement. Ends (COMMIT) when destroyed.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Db& db);
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  ~ReadTransaction();
+
+ private:
+  Db& db_;
+};
+
 std::optional<Membership> membership(Db& db, ConversationId conversation, UserId user);
 // Takes the conversation's next seq (and touches its activity time); nullopt if it does not exist.
 std::optional<Seq> next_seq(Db& db, ConversationId conversation, TimeMs now);
-// Fills in the reactions of text messages (one query per message; pages are at most 100).
+// Fills in the reactions of text messages: one query for all of them (ids passed as a JSON array
+// to json_each), not one per message.
 void load_reactions(Db& db, std::vector<domain::Message>& messages);
 void load_reactions(Db& db, domain::Message& message);
 

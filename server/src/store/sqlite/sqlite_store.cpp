@@ -695,11 +695,13 @@ std::vector<domain::Conversation> SqliteStore::list_conversations(UserId viewer)
 
 std::optional<domain::Conversation> SqliteStore::get_conversation(UserId viewer, ConversationId id) {
   auto db = lease();
+  const detail::ReadTransaction snapshot(*db);
   return load_conversation(*db, viewer, id);
 }
 
 std::optional<HistoryPage> SqliteStore::history(UserId viewer, ConversationId id, const HistoryQuery& query) {
   auto db = lease();
+  const detail::ReadTransaction snapshot(*db);
   const auto member = detail::membership(*db, id, viewer);
   if (!member) return std::nullopt;
   const std::string_view sql = query.after ? kHistoryAfter : query.before ? kHistoryBefore : kHistoryLatest;
