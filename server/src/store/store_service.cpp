@@ -16,6 +16,7 @@ StoreService::StoreService(std::unique_ptr<Store> store,
       observer_(std::move(observer)),
       ids_(options.node_id),
       readers_(static_cast<std::size_t>(std::max(1, options.read_threads))) {
+  inline_reads_ = store_->cheap_reads();
   ids_.resume_after(store_->max_message_id());
   writer_ = std::thread([this] { writer_loop(); });
 }

@@ -115,6 +115,15 @@ class StoreService {
         net::use_awaitable);
   }
 
+  // A small bounded read (one history page) on the caller's thread, for stores whose reads are
+  // cheap (Store::cheap_reads): saves the two thread hand-offs of read(). Callers check
+  // inline_reads() first and use read() otherwise.
+  bool inline_reads() const noexcept { return inline_reads_; }
+  template <class Fn>
+  auto read_inline(Fn& fn) {
+    return fn(*store_);
+  }
+
   std::size_t queued_writes() const;
 
  private:
@@ -168,6 +177,7 @@ class StoreService {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<WriteJobBase>> queue_;
   bool stopping_ = false;
+  bool inline_reads_ = false;
   net::thread_pool readers_;
   std::thread writer_;
 };

@@ -131,6 +131,9 @@ CREATE INDEX invites_by_conversation ON invites(conversation_id);
 )sql",
 };
 
+// Reads through a memory map instead of a read() per page missing from the page cache (history of
+// a large conversation). Writes still go through the WAL with write() and fsync.
+constexpr std::string_view kMmap = "PRAGMA mmap_size = 1073741824";
 constexpr std::string_view kBegin = "BEGIN IMMEDIATE";
 constexpr std::string_view kCommit = "COMMIT";
 constexpr std::string_view kRollback = "ROLLBACK";
@@ -283,12 +286,20 @@ SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
   writer_->exec("PRAGMA synchronous = FULL");
   writer_->exec("PRAGMA foreign_keys = ON");
   writer_->exec("PRAGMA cache_size = -65536");
+  writer_->exec(kMmap);
+  // A checkpoint (copy WAL -> database, fsync the database) every 16 MB of WAL instead of 4 MB:
+  // fewer fsyncs, and a page written by many commits is copied once. Durability is the WAL's.
+  writer_->exec("PRAGMA wal_autocheckpoint = 4000");
   migrate();
-  for (int i = 0; i < std::max(1, options_.read_connections); ++i) {
-    auto db = std::make_unique<Db>(options_.path, Db::Mode::read_only);
-    db->exec("PRAGMA cache_size = -16384");
-    idle_readers_.push_back(std::move(db));
-  }
+  for (int i = 0; i < std::max(1, options_.read_connections); ++i) idle_readers_.push_back(open_reader());
+  open_readers_ = static_cast<int>(idle_readers_.size());
+}
+
+std::unique_ptr<Db> SqliteStore::open_reader() {
+  auto db = std::make_unique<Db>(options_.path, Db::Mode::read_only);
+  db->exec("PRAGMA cache_size = -16384");
+  db->exec(kMmap);
+  return db;
 }
 
 SqliteStore::~SqliteStore() = default;
@@ -316,6 +327,17 @@ void SqliteStore::migrate() {
 
 SqliteStore::ReadLease SqliteStore::lease() {
   std::unique_lock lock(readers_mutex_);
+  if (idle_readers_.empty() && open_readers_ < kMaxReadConnections) {
+    ++open_readers_;
+    lock.unlock();
+    try {
+      return ReadLease(*this, open_reader());
+    } catch (...) {
+      lock.lock();
+      --open_readers_;
+      throw;
+    }
+  }
   readers_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
   auto db = std::move(idle_readers_.back());
   idle_readers_.pop_back();
