@@ -307,16 +307,16 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
     auto r = w.store.append_message(m, w.next_id(), w.now);
     if (r.outcome == store::AppendOutcome::appended) {
       // Serialized once here, shared by every recipient; published after the commit, in commit
-      // order, from the writer thread.
+      // order, from the writer thread. The member list moves to the hook (send() does not read it).
       auto frame = std::make_shared<const std::string>(gateway::frames::message(r.message));
-      w.after_commit([bus, metrics, members = r.members, frame, except_connection]() mutable {
+      w.after_commit([bus, metrics, members = std::move(r.members), frame, except_connection]() mutable {
         metrics->messages_in.fetch_add(1, std::memory_order_relaxed);
         bus->publish(std::move(members), std::move(frame), except_connection);
       });
     }
     return r;
   };
-  const auto result = co_await store_.write(std::move(job17));
+  auto result = co_await store_.write(std::move(job17));
   switch (result.outcome) {
     case store::AppendOutcome::not_found:
       co_return not_found();
@@ -326,11 +326,11 @@ net::awaitable<Result<SendOutcome>> ChatService::send(domain::AuthContext auth,
       co_return invalid(ErrorCode::idempotency_conflict,
                         "client_msg_id was already used in another conversation");
     case store::AppendOutcome::duplicate:
-      co_return SendOutcome{result.message, true};
+      co_return SendOutcome{std::move(result.message), true};
     case store::AppendOutcome::appended:
       break;
   }
-  co_return SendOutcome{result.message, false};
+  co_return SendOutcome{std::move(result.message), false};
 }
 
 void ChatService::publish_receipt(const store::ReadResult& result, domain::UserId user) {

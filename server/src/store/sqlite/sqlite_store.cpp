@@ -212,6 +212,9 @@ constexpr std::string_view kUnread =
     "'text' "
     "AND deleted = 0";
 
+constexpr std::string_view kMembersWithSender =
+    "SELECT user_id, read_seq, delivered_seq, joined_seq, role, user_id = ?2 FROM conversation_participants "
+    "WHERE conversation_id = ?1 ORDER BY user_id";
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
 constexpr std::string_view kInsertMessage =
@@ -516,7 +519,21 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
       return {AppendOutcome::duplicate, std::move(original), {}};
     }
   }
-  const auto member = detail::membership(db, message.conversation_id, message.sender_id);
+  // The sender's membership and every member's id (the fan-out list) in one statement.
+  std::optional<detail::Membership> member;
+  std::vector<UserId> members;
+  {
+    auto s = db.prepare(kMembersWithSender);
+    s.bind(1, message.conversation_id).bind(2, message.sender_id);
+    while (s.step()) {
+      members.push_back(s.int64(0));
+      if (s.int64(5) != 0) {
+        member =
+            detail::Membership{s.int64(1), s.int64(2), s.int64(3),
+                               domain::parse_member_role(s.text(4)).value_or(domain::MemberRole::member)};
+      }
+    }
+  }
   if (!member) return {AppendOutcome::not_found, {}, {}};
   if (message.reply_to) {
     auto s = db.prepare(kMessageById);
@@ -556,7 +573,7 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   result.message.client_msg_id = message.client_msg_id;
   result.message.created_at = now;
   result.message.ref_id = message.reply_to;
-  result.members = member_ids(db, message.conversation_id);
+  result.members = std::move(members);
   return result;
 }
 
