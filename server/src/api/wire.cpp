@@ -75,6 +75,124 @@ json::object message(const domain::Message& m) {
   return o;
 }
 
+void append_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t run = 0;  // start of the current stretch of bytes that need no escape
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
+    out.push_back('\\');
+    switch (c) {
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '\b':
+        out.push_back('b');
+        break;
+      case '\f':
+        out.push_back('f');
+        break;
+      case '\n':
+        out.push_back('n');
+        break;
+      case '\r':
+        out.push_back('r');
+        break;
+      case '\t':
+        out.push_back('t');
+        break;
+      default:
+        out.append("u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xF]);
+    }
+  }
+  out.append(text.data() + run, text.size() - run);
+  out.push_back('"');
+}
+
+void append_int(std::string& out, std::int64_t value) {
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out.append(buf, static_cast<std::size_t>(end - buf));
+}
+
+void append_id(std::string& out, std::int64_t value) {
+  out.push_back('"');
+  append_int(out, value);
+  out.push_back('"');
+}
+
+void append_message(std::string& out, const domain::Message& m) {
+  out.append(R"({"id":)");
+  append_id(out, m.id);
+  out.append(R"(,"conversation_id":)");
+  append_id(out, m.conversation_id);
+  out.append(R"(,"seq":)");
+  append_int(out, m.seq);
+  out.append(R"(,"sender_id":)");
+  append_id(out, m.sender_id);
+  out.append(R"(,"type":)");
+  append_string(out, m.type);
+  out.append(R"(,"body":)");
+  append_string(out, m.body);
+  out.append(R"(,"client_msg_id":)");
+  append_string(out, m.client_msg_id);
+  out.append(R"(,"created_at":)");
+  append_int(out, m.created_at);
+  // One column, two meanings: a text row's ref_id is the message it replies to.
+  const bool is_text = m.type == "text";
+  out.append(R"(,"ref_id":)");
+  if (m.ref_id && !is_text) {
+    append_id(out, *m.ref_id);
+  } else {
+    out.append("null");
+  }
+  out.append(R"(,"reply_to":)");
+  if (m.ref_id && is_text) {
+    append_id(out, *m.ref_id);
+  } else {
+    out.append("null");
+  }
+  out.append(R"(,"data":)");
+  if (m.data.empty()) {
+    out.append("null");
+  } else {
+    // Written by the store itself (event details); re-serialized so the frame is valid JSON even if
+    // a row was damaged.
+    json::error_code ec;
+    const auto data = json::parse(m.data, ec);
+    out.append(ec ? std::string("null") : json::serialize(data));
+  }
+  out.append(R"(,"edited_at":)");
+  if (m.edited_at) {
+    append_int(out, *m.edited_at);
+  } else {
+    out.append("null");
+  }
+  out.append(m.deleted ? R"(,"deleted":true,"reactions":[)" : R"(,"deleted":false,"reactions":[)");
+  bool first = true;
+  for (const auto& r : m.reactions) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(R"({"emoji":)");
+    append_string(out, r.emoji);
+    out.append(R"(,"user_ids":[)");
+    for (std::size_t i = 0; i < r.user_ids.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      append_id(out, r.user_ids[i]);
+    }
+    out.append("]}");
+  }
+  out.append("]}");
+}
+
 json::object conversation(const domain::Conversation& c) {
   json::object o;
   o["id"] = id(c.id);

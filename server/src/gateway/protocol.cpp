@@ -226,17 +226,32 @@ std::string pong(domain::TimeMs now) {
   return json::serialize(json::object{{"type", "pong"}, {"ts", now}});
 }
 
+// The per-message frames are written directly (api::wire::append_*), not through a json::object:
+// they are built for every send and every history page. protocol_test checks them field by field.
 std::string ack(const domain::Message& m) {
-  return json::serialize(json::object{{"type", "ack"},
-                                      {"client_msg_id", m.client_msg_id},
-                                      {"conversation_id", api::wire::id(m.conversation_id)},
-                                      {"id", api::wire::id(m.id)},
-                                      {"seq", m.seq},
-                                      {"created_at", m.created_at}});
+  std::string out;
+  out.reserve(128 + m.client_msg_id.size());
+  out.append(R"({"type":"ack","client_msg_id":)");
+  api::wire::append_string(out, m.client_msg_id);
+  out.append(R"(,"conversation_id":)");
+  api::wire::append_id(out, m.conversation_id);
+  out.append(R"(,"id":)");
+  api::wire::append_id(out, m.id);
+  out.append(R"(,"seq":)");
+  api::wire::append_int(out, m.seq);
+  out.append(R"(,"created_at":)");
+  api::wire::append_int(out, m.created_at);
+  out.push_back('}');
+  return out;
 }
 
 std::string message(const domain::Message& m) {
-  return json::serialize(json::object{{"type", "message"}, {"message", api::wire::message(m)}});
+  std::string out;
+  out.reserve(320 + m.body.size() + m.client_msg_id.size() + m.data.size());
+  out.append(R"({"type":"message","message":)");
+  api::wire::append_message(out, m);
+  out.push_back('}');
+  return out;
 }
 
 std::string receipt(domain::ConversationId conversation,
@@ -266,22 +281,33 @@ std::string presence(domain::UserId user, bool online, std::optional<domain::Tim
 }
 
 std::string ok(std::string_view request_id, const domain::Message& event) {
-  return json::serialize(
-      json::object{{"type", "ok"}, {"request_id", request_id}, {"message", api::wire::message(event)}});
+  std::string out;
+  out.reserve(384 + event.body.size() + event.data.size());
+  out.append(R"({"type":"ok","request_id":)");
+  api::wire::append_string(out, request_id);
+  out.append(R"(,"message":)");
+  api::wire::append_message(out, event);
+  out.push_back('}');
+  return out;
 }
 
 std::string sync_batch(const std::vector<domain::Message>& events,
                        bool has_more,
                        const std::vector<domain::ConversationId>& removed) {
-  json::array list;
-  list.reserve(events.size());
-  for (const auto& e : events) list.push_back(api::wire::message(e));
-  json::array gone;
-  for (auto id : removed) gone.emplace_back(api::wire::id(id));
-  return json::serialize(json::object{{"type", "sync_batch"},
-                                      {"events", std::move(list)},
-                                      {"has_more", has_more},
-                                      {"removed", std::move(gone)}});
+  std::string out;
+  out.reserve(64 + events.size() * 384);
+  out.append(R"({"type":"sync_batch","events":[)");
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    api::wire::append_message(out, events[i]);
+  }
+  out.append(has_more ? R"(],"has_more":true,"removed":[)" : R"(],"has_more":false,"removed":[)");
+  for (std::size_t i = 0; i < removed.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    api::wire::append_id(out, removed[i]);
+  }
+  out.append("]}");
+  return out;
 }
 
 std::string error(ErrorCode code,

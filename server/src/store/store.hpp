@@ -275,6 +275,10 @@ class Store {
   virtual MessageId max_message_id() = 0;
   // True if the store answers a trivial query.
   virtual bool healthy() = 0;
+  // True if reads are local and short (an embedded database on this machine), so a caller may run a
+  // small bounded read (one history page) inline on its I/O thread instead of handing it to the
+  // read pool and back. False (the default) for a store across the network.
+  virtual bool cheap_reads() const noexcept { return false; }
 };
 
 }  // namespace chat::store

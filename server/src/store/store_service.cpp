@@ -1,6 +1,8 @@
 #include "store/store_service.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 
 namespace chat::store {
 
@@ -14,6 +16,7 @@ StoreService::StoreService(std::unique_ptr<Store> store,
       observer_(std::move(observer)),
       ids_(options.node_id),
       readers_(static_cast<std::size_t>(std::max(1, options.read_threads))) {
+  inline_reads_ = store_->cheap_reads();
   ids_.resume_after(store_->max_message_id());
   writer_ = std::thread([this] { writer_loop(); });
 }
@@ -51,7 +54,8 @@ void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
   }
   job->fail(
       std::make_exception_ptr(StoreUnavailable(stopping ? "store is shutting down" : "store overloaded")));
-  job->complete();
+  auto ex = job->executor();
+  net::post(ex, [job = std::move(job)] { job->deliver(); });
 }
 
 void StoreService::writer_loop() {
@@ -71,26 +75,39 @@ void StoreService::writer_loop() {
   }
 }
 
+// A batch first runs optimistically, every job straight in the one transaction: a savepoint per
+// job makes SQLite copy every page the job touches into its statement journal (and free it again),
+// which cost more than the job itself. If a job throws, the whole attempt is rolled back, that job
+// keeps its exception, and the batch is replayed with a savepoint per job (a job failing again is
+// undone alone). So a failing job still fails alone, and write jobs must be replayable: no side
+// effects but their store calls and after_commit actions (which are discarded with the attempt).
 void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) {
   const auto started = std::chrono::steady_clock::now();
-  WriteContext ctx(*store_, ids_, clock_());
+  const TimeMs now = clock_();
+  bool replay = false;
   try {
+    WriteContext ctx(*store_, ids_, now);
     store_->begin_batch();
     for (auto& job : batch) {
-      store_->begin_job();
       try {
         job->run(ctx);
-        store_->end_job();
         job->after = ctx.take_after();
       } catch (const StoreError&) {
         throw;  // the connection or the disk is in trouble: fail the whole batch
       } catch (...) {
-        store_->rollback_job();
         ctx.take_after();
         job->fail(std::current_exception());
+        replay = true;
+        break;
       }
     }
-    store_->commit_batch();
+    if (replay) {
+      store_->rollback_batch();
+      for (auto& job : batch) job->after.clear();
+      run_with_savepoints(batch, now);
+    } else {
+      store_->commit_batch();
+    }
   } catch (...) {
     store_->rollback_batch();
     const auto error = std::current_exception();
@@ -105,7 +122,54 @@ void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) 
   }
   for (auto& job : batch) {
     for (auto& action : job->after) action();
-    job->complete();
+    job->after.clear();
+  }
+  complete(batch);
+}
+
+// The replay of a batch in which a job threw: each job that has not failed yet runs in its own
+// savepoint. Throws (for run_batch to fail the batch) on a StoreError.
+void StoreService::run_with_savepoints(std::vector<std::unique_ptr<WriteJobBase>>& batch, TimeMs now) {
+  WriteContext ctx(*store_, ids_, now);
+  store_->begin_batch();
+  for (auto& job : batch) {
+    if (job->failed) continue;
+    store_->begin_job();
+    try {
+      job->run(ctx);
+      store_->end_job();
+      job->after = ctx.take_after();
+    } catch (const StoreError&) {
+      throw;
+    } catch (...) {
+      store_->rollback_job();
+      ctx.take_after();
+      job->fail(std::current_exception());
+    }
+  }
+  store_->commit_batch();
+}
+
+// Hands the results back: one post per distinct executor (usually one per I/O thread) instead of
+// one per job, so a batch of 1000 sends wakes each I/O thread once. Jobs of one executor resume in
+// commit order.
+void StoreService::complete(std::vector<std::unique_ptr<WriteJobBase>>& batch) {
+  std::vector<std::pair<net::any_io_executor, std::vector<std::unique_ptr<WriteJobBase>>>> groups;
+  for (auto& job : batch) {
+    auto ex = job->executor();
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == ex; });
+    if (it == groups.end()) {
+      groups.emplace_back(ex, std::vector<std::unique_ptr<WriteJobBase>>{});
+      it = std::prev(groups.end());
+      it->second.reserve(batch.size());
+    }
+    it->second.push_back(std::move(job));
+  }
+  for (auto& [ex, jobs] : groups) {
+    net::post(ex, [jobs = std::move(jobs)]() mutable {
+      for (auto& job : jobs) job->deliver();
+      jobs.clear();
+    });
   }
 }
 

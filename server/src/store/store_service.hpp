@@ -5,6 +5,7 @@
 #include "store/errors.hpp"
 #include "store/store.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -43,7 +44,9 @@ class WriteContext {
 
 // Runs a synchronous Store off the I/O threads and makes it awaitable:
 // - writes go to one writer thread that commits everything queued as one transaction (group
-//   commit), each job in its own savepoint;
+//   commit); a job that throws is undone alone (the batch is then replayed with a savepoint per
+//   job), so a write job must be replayable: it may run twice, with side effects only through
+//   the store and after_commit;
 // - reads go to a small pool;
 // - results resume the awaiting coroutine on its own executor.
 // Overload (more than queue_jobs_max writes waiting) is refused at once with StoreUnavailable
@@ -112,6 +115,15 @@ class StoreService {
         net::use_awaitable);
   }
 
+  // A small bounded read (one history page) on the caller's thread, for stores whose reads are
+  // cheap (Store::cheap_reads): saves the two thread hand-offs of read(). Callers check
+  // inline_reads() first and use read() otherwise.
+  bool inline_reads() const noexcept { return inline_reads_; }
+  template <class Fn>
+  auto read_inline(Fn& fn) {
+    return fn(*store_);
+  }
+
   std::size_t queued_writes() const;
 
  private:
@@ -119,7 +131,9 @@ class StoreService {
     virtual ~WriteJobBase() = default;
     virtual void run(WriteContext& ctx) = 0;
     virtual void fail(std::exception_ptr error) = 0;
-    virtual void complete() = 0;
+    // Where the awaiting coroutine resumes; deliver() must run there.
+    virtual net::any_io_executor executor() const = 0;
+    virtual void deliver() = 0;
     bool failed = false;
     std::vector<std::function<void()>> after;
   };
@@ -135,11 +149,10 @@ class StoreService {
       failed = true;
       error = e;
     }
-    void complete() override {
-      auto ex = work.get_executor();
-      net::post(ex, [handler = std::move(handler), error = error, result = std::move(result)]() mutable {
-        std::move(handler)(error, std::move(result));
-      });
+    net::any_io_executor executor() const override { return work.get_executor(); }
+    void deliver() override {
+      fn.reset();
+      std::move(handler)(error, std::move(result));
       work.reset();
     }
     std::unique_ptr<F> fn;
@@ -152,6 +165,8 @@ class StoreService {
   void enqueue_write(std::unique_ptr<WriteJobBase> job);
   void writer_loop();
   void run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch);
+  void run_with_savepoints(std::vector<std::unique_ptr<WriteJobBase>>& batch, TimeMs now);
+  static void complete(std::vector<std::unique_ptr<WriteJobBase>>& batch);
 
   std::unique_ptr<Store> store_;
   Options options_;
@@ -162,6 +177,7 @@ class StoreService {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<WriteJobBase>> queue_;
   bool stopping_ = false;
+  bool inline_reads_ = false;
   net::thread_pool readers_;
   std::thread writer_;
 };

@@ -1240,6 +1240,55 @@ TEST_P(StoreConformance, ReactionsToggleAndGroupByEmoji) {
   EXPECT_EQ(react(a, r.message->id + 999'999, "+1", true).outcome, ChangeOutcome::not_found);
 }
 
+TEST_P(StoreConformance, EveryMessageOfAPageGetsItsOwnReactions) {
+  // Goal: a history page (and a sync page) carries, on each text message, that message's reactions
+  // and no other's, grouped by emoji; messages without reactions, deleted messages and events carry
+  // none. Method: five messages, reactions on the 1st, 2nd and 4th, the 4th deleted, read back
+  // as one page, as two pages, and through sync.
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto ab = direct(a, b);
+  std::vector<MessageId> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(append(ab, i % 2 == 0 ? a : b, cat("m", std::to_string(i))).message.id);
+  ASSERT_EQ(react(b, ids[0], "+1", true, kT0 + 300).outcome, ChangeOutcome::ok);
+  ASSERT_EQ(react(a, ids[0], "+1", true, kT0 + 301).outcome, ChangeOutcome::ok);
+  ASSERT_EQ(react(a, ids[1], "ok", true, kT0 + 302).outcome, ChangeOutcome::ok);
+  ASSERT_EQ(react(a, ids[1], "+1", true, kT0 + 303).outcome, ChangeOutcome::ok);
+  ASSERT_EQ(react(b, ids[3], "+1", true, kT0 + 304).outcome, ChangeOutcome::ok);
+  ASSERT_EQ(erase(b, ids[3]).outcome, ChangeOutcome::ok);
+
+  const auto check = [&](const std::vector<chat::domain::Message>& messages) {
+    for (const auto& m : messages) {
+      if (m.id == ids[0]) {
+        ASSERT_EQ(m.reactions.size(), 1U);
+        EXPECT_EQ(m.reactions[0].emoji, "+1");
+        EXPECT_EQ(m.reactions[0].user_ids, (Ids{b, a}));
+      } else if (m.id == ids[1]) {
+        ASSERT_EQ(m.reactions.size(), 2U);
+        EXPECT_EQ(m.reactions[0].emoji, "+1");
+        EXPECT_EQ(m.reactions[0].user_ids, (Ids{a}));
+        EXPECT_EQ(m.reactions[1].emoji, "ok");
+        EXPECT_EQ(m.reactions[1].user_ids, (Ids{a}));
+      } else {
+        EXPECT_TRUE(m.reactions.empty()) << m.id << " " << m.type;
+      }
+    }
+  };
+  const auto whole = store().history(a, ab, HistoryQuery{});
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->messages.size(), 11U);  // 5 messages, 5 reaction events, 1 delete event
+  check(whole->messages);
+  const auto older = store().history(a, ab, chat::test::history_query(3, std::nullopt, 2));
+  ASSERT_TRUE(older);
+  ASSERT_EQ(older->messages.size(), 2U);
+  EXPECT_EQ(older->messages[1].id, ids[1]);
+  check(older->messages);
+  const auto synced = store().sync(b, {}, 100);
+  EXPECT_EQ(synced.events.size(), 11U);
+  check(synced.events);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sync and contacts
 

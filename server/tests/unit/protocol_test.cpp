@@ -12,6 +12,7 @@
 
 #include "gateway/protocol.hpp"
 
+#include "api/wire.hpp"
 #include "domain/utf8.hpp"
 #include "test_util.hpp"
 
@@ -223,6 +224,53 @@ TEST(Frames, AckAndMessage) {
   EXPECT_EQ(as_text(msg.at("body")), m.body);
   EXPECT_EQ(as_text(msg.at("client_msg_id")), "c-12");
   EXPECT_EQ(msg.at("created_at").as_int64(), 1'750'000'000'123);
+}
+
+TEST(Frames, DirectMessageJsonIsByteForByteTheJsonObjectOne) {
+  // Goal: the hand-written message JSON (frames, history pages) is exactly what Boost.JSON writes
+  // for wire::message, for every field shape: escapes of every control character, quotes and
+  // backslashes, UTF-8 passed through, reply vs event ref_id, data, edits, deletes, reactions.
+  // Method: serialize both ways and compare the bytes, then check the frame wrappers parse.
+  std::vector<chat::domain::Message> cases;
+  auto text = sample_message();
+  std::string every_control;
+  for (int c = 0; c < 0x20; ++c) every_control.push_back(static_cast<char>(c));
+  text.body = "q\"uote\\ back/slash \x7f " + every_control + " \xc3\xa9\xf0\x9f\x98\x80 end";
+  text.ref_id = 5;
+  text.reactions = {{"\xf0\x9f\x91\x8d", {1, 9007199254740993}}, {"\"", {}}};
+  cases.push_back(text);
+  auto edited = sample_message();
+  edited.edited_at = 1'750'000'000'999;
+  edited.deleted = true;
+  edited.body.clear();
+  cases.push_back(edited);
+  auto event = sample_message();
+  event.type = "member_added";
+  event.client_msg_id.clear();
+  event.ref_id = 11;
+  event.data = R"({"user_ids":["4","5"]})";
+  cases.push_back(event);
+  auto damaged = event;
+  damaged.data = "{not json";
+  cases.push_back(damaged);
+  for (const auto& m : cases) {
+    std::string direct;
+    chat::api::wire::append_message(direct, m);
+    EXPECT_EQ(direct, json::serialize(chat::api::wire::message(m)));
+    auto frame = parse_object(chat::gateway::frames::message(m));
+    EXPECT_EQ(frame.at("message"), json::value(chat::api::wire::message(m)));
+    auto ok = parse_object(chat::gateway::frames::ok("r\"1", m));
+    EXPECT_EQ(as_text(ok.at("request_id")), "r\"1");
+    EXPECT_EQ(ok.at("message"), json::value(chat::api::wire::message(m)));
+  }
+  auto batch = parse_object(chat::gateway::frames::sync_batch(cases, true, {7, 8}));
+  ASSERT_EQ(batch.at("events").as_array().size(), cases.size());
+  EXPECT_EQ(batch.at("events").as_array()[2], json::value(chat::api::wire::message(cases[2])));
+  EXPECT_EQ(batch.at("has_more"), json::value(true));
+  EXPECT_EQ(batch.at("removed"), (json::value(json::array{"7", "8"})));
+  auto empty = parse_object(chat::gateway::frames::sync_batch({}, false, {}));
+  EXPECT_TRUE(empty.at("events").as_array().empty());
+  EXPECT_EQ(empty.at("has_more"), json::value(false));
 }
 
 TEST(Frames, ErrorWithAndWithoutClientMsgId) {

@@ -22,7 +22,6 @@ using detail::kInsertParticipant;
 using detail::kMemberIds;
 using detail::kMembership;
 using detail::kMessageById;
-using detail::kNextSeq;
 using detail::kUserExists;
 using detail::Membership;
 using detail::read_message;
@@ -31,6 +30,11 @@ namespace {
 
 constexpr std::string_view kReactionsOf =
     "SELECT emoji, user_id FROM reactions WHERE message_id = ?1 ORDER BY emoji, created_at, user_id";
+constexpr std::string_view kReactionsOfMany =
+    "SELECT message_id, emoji, user_id FROM reactions WHERE message_id IN (SELECT value FROM json_each(?1)) "
+    "ORDER BY message_id, emoji, created_at, user_id";
+constexpr std::string_view kBeginRead = "BEGIN";
+constexpr std::string_view kEndRead = "COMMIT";
 constexpr std::string_view kConversationType = "SELECT type, last_seq FROM conversations WHERE id = ?1";
 constexpr std::string_view kInsertEvent =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, body, ref_id, data, created_at) "
@@ -122,6 +126,15 @@ std::optional<Membership> membership(Db& db, ConversationId conversation, UserId
                     domain::parse_member_role(s.text(3)).value_or(domain::MemberRole::member)};
 }
 
+std::optional<Seq> next_seq(Db& db, ConversationId conversation, TimeMs now) {
+  db.prepare(kBumpSeq).bind(1, conversation).bind(2, now).run();
+  if (db.changes() == 0) return std::nullopt;
+  auto s = db.prepare(kLastSeq);
+  s.bind(1, conversation);
+  if (!s.step()) return std::nullopt;
+  return s.int64(0);
+}
+
 void load_reactions(Db& db, domain::Message& m) {
   m.reactions.clear();
   if (m.type != "text" || m.deleted) return;
@@ -135,7 +148,44 @@ void load_reactions(Db& db, domain::Message& m) {
 }
 
 void load_reactions(Db& db, std::vector<domain::Message>& messages) {
-  for (auto& m : messages) load_reactions(db, m);
+  std::vector<std::pair<MessageId, std::size_t>> index;  // id -> position in `messages`
+  std::string ids = "[";
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    auto& m = messages[i];
+    m.reactions.clear();
+    if (m.type != "text" || m.deleted) continue;
+    if (!index.empty()) ids.push_back(',');
+    ids += std::to_string(m.id);
+    index.emplace_back(m.id, i);
+  }
+  if (index.empty()) return;
+  ids.push_back(']');
+  std::sort(index.begin(), index.end());
+  auto s = db.prepare(kReactionsOfMany);
+  s.bind(1, std::string_view(ids));
+  while (s.step()) {
+    const MessageId id = s.int64(0);
+    const auto it = std::lower_bound(index.begin(), index.end(), std::pair<MessageId, std::size_t>{id, 0});
+    if (it == index.end() || it->first != id) continue;
+    auto& m = messages[it->second];
+    auto emoji = s.text(1);
+    if (m.reactions.empty() || m.reactions.back().emoji != emoji)
+      m.reactions.push_back({std::move(emoji), {}});
+    m.reactions.back().user_ids.push_back(s.int64(2));
+  }
+}
+
+ReadTransaction::ReadTransaction(Db& db) : db_(db) {
+  db_.prepare(kBeginRead).run();
+}
+
+ReadTransaction::~ReadTransaction() {
+  // A read transaction has nothing to lose: if COMMIT fails, ROLLBACK ends it all the same.
+  try {
+    db_.prepare(kEndRead).run();
+  } catch (...) {
+    sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
 }
 
 }  // namespace detail
@@ -149,13 +199,9 @@ domain::Message SqliteStore::append_event(ConversationId id,
                                           MessageId event_id,
                                           TimeMs now) {
   Db& db = *writer_;
-  Seq seq = 0;
-  {
-    auto s = db.prepare(kNextSeq);
-    s.bind(1, id).bind(2, now);
-    if (!s.step()) throw StoreError("append_event: conversation vanished");
-    seq = s.int64(0);
-  }
+  const auto next = detail::next_seq(db, id, now);
+  if (!next) throw StoreError("append_event: conversation vanished");
+  const Seq seq = *next;
   auto ins = db.prepare(kInsertEvent);
   ins.bind(1, event_id).bind(2, id).bind(3, seq).bind(4, sender).bind(5, type).bind(6, body);
   if (ref_id) {

@@ -24,9 +24,11 @@ inline constexpr std::string_view kInsertParticipant =
     "INSERT INTO conversation_participants (conversation_id, user_id, role, joined_at, joined_seq) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
 inline constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?1";
-inline constexpr std::string_view kNextSeq =
-    "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1 RETURNING "
-    "last_seq";
+// Two statements rather than one UPDATE ... RETURNING: SQLite runs RETURNING as a trigger with an
+// ephemeral table and a statement journal, which cost more than the rest of an append.
+inline constexpr std::string_view kBumpSeq =
+    "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = ?2 WHERE id = ?1";
+inline constexpr std::string_view kLastSeq = "SELECT last_seq FROM conversations WHERE id = ?1";
 inline constexpr std::string_view kMessageById =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE id = ?1";
 
@@ -55,8 +57,24 @@ struct Membership {
   domain::MemberRole role = domain::MemberRole::member;
 };
 
+// One read transaction around a read made of several statements: one snapshot, and one WAL read
+// lock (fcntl calls on the -shm file) instead of one per statement. Ends (COMMIT) when destroyed.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Db& db);
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  ~ReadTransaction();
+
+ private:
+  Db& db_;
+};
+
 std::optional<Membership> membership(Db& db, ConversationId conversation, UserId user);
-// Fills in the reactions of text messages (one query per message; pages are at most 100).
+// Takes the conversation's next seq (and touches its activity time); nullopt if it does not exist.
+std::optional<Seq> next_seq(Db& db, ConversationId conversation, TimeMs now);
+// Fills in the reactions of text messages: one query for all of them (ids passed as a JSON array
+// to json_each), not one per message.
 void load_reactions(Db& db, std::vector<domain::Message>& messages);
 void load_reactions(Db& db, domain::Message& message);
 

@@ -12,14 +12,16 @@
 namespace chat::store::sqlite {
 
 // The embedded default: one SQLite file in WAL mode with synchronous=FULL. One read-write
-// connection belongs to the writer thread; `read_connections` read-only connections are lent to
-// readers one call at a time.
+// connection belongs to the writer thread; read-only connections are lent to readers one call at
+// a time: `read_connections` opened at start, more opened when all are lent (reads also run inline
+// on I/O threads, see cheap_reads), up to kMaxReadConnections, then a reader waits.
 class SqliteStore final : public Store {
  public:
   struct Options {
     std::string path;  // the database file; its directory must exist
     int read_connections = 4;
   };
+  static constexpr int kMaxReadConnections = 64;
 
   explicit SqliteStore(Options options);
   ~SqliteStore() override;
@@ -91,6 +93,7 @@ class SqliteStore final : public Store {
   SyncPage sync(UserId viewer, const std::vector<std::pair<ConversationId, Seq>>& since, int limit) override;
   MessageId max_message_id() override;
   bool healthy() override;
+  bool cheap_reads() const noexcept override { return true; }
 
  private:
   // A read connection lent for one call; returned to the pool when the lease ends.
@@ -112,6 +115,7 @@ class SqliteStore final : public Store {
     std::unique_ptr<detail::Db> db_;
   };
   ReadLease lease();
+  std::unique_ptr<detail::Db> open_reader();
   void migrate();
   std::vector<UserId> member_ids(detail::Db& db, ConversationId id);
   ReadResult move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read);
@@ -138,6 +142,7 @@ class SqliteStore final : public Store {
   std::mutex readers_mutex_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Db>> idle_readers_;
+  int open_readers_ = 0;  // idle or lent
 };
 
 }  // namespace chat::store::sqlite
