@@ -220,6 +220,14 @@ std::size_t WsSession::process(std::span<char> data) {
 }
 
 void WsSession::on_text(std::string_view text) {
+  if (auth_ && text == R"({"type":"ping"})") {
+    // The heartbeat, most of what an idle connection sends: answered without the JSON parser.
+    // Same bytes as gateway::frames::pong().
+    std::string pong = R"({"type":"pong","ts":)";
+    pong += std::to_string(now_ms());
+    pong += '}';
+    return send_text(std::move(pong));
+  }
   auto parsed = gateway::parse_client_frame(text);
   auto& frame = parsed.frame;
   const std::string& rid = parsed.request_id;
