@@ -183,12 +183,10 @@ net::awaitable<void> serve_http(tcp::socket socket,
                                 std::size_t shard) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  // Looked up on the first REST request only (rate limits by IP): a WebSocket upgrade does not
+  // need it, and getpeername + formatting is a syscall and an allocation per connection.
   std::string remote_ip;
-  {
-    beast::error_code ec;
-    auto ep = stream.socket().remote_endpoint(ec);
-    if (!ec) remote_ip = ep.address().to_string();
-  }
+  bool remote_known = false;
   for (;;) {
     if (ctx.stopping.load()) break;
     stream.expires_after(ctx.options.http_idle_timeout);
@@ -283,6 +281,12 @@ net::awaitable<void> serve_http(tcp::socket socket,
     if (auto it = req.find(http::field::content_type); it != req.end())
       request.content_type = std::string(it->value());
     request.body = std::move(req.body());
+    if (!remote_known) {
+      remote_known = true;
+      beast::error_code rec;
+      auto ep = stream.socket().remote_endpoint(rec);
+      if (!rec) remote_ip = ep.address().to_string();
+    }
     request.remote_ip = remote_ip;
     auto response = co_await ctx.router.handle(std::move(request));
     const bool keep_alive = req.keep_alive() && !ctx.stopping.load();
