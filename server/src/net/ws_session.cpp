@@ -81,6 +81,7 @@ void WsSession::start(std::string_view accept, std::string bearer, std::string_v
   last_heard_ = std::chrono::steady_clock::now();
   deadline_ = last_heard_ + ctx_.options.auth_timeout;
   shard_.add(this);
+  shard_.watch_deadline(shared_from_this());  // the auth deadline
   if (ctx_.stopping.load()) {
     fail(1001, "server shutting down");
     return;
@@ -494,6 +495,7 @@ void WsSession::close_with(std::uint16_t code, std::string_view reason) {
   if (state_ != State::open) return;
   enqueue(std::make_shared<const std::string>(ws::close_payload(code, reason)), ws::Opcode::close);
   state_ = State::closing;
+  if (auth_) shard_.watch_deadline(shared_from_this());
   // The close frame waits behind the queue; a peer that does not read (or never answers the
   // close) would hold the connection forever: the sweep drops it after this deadline.
   deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
@@ -505,7 +507,10 @@ void WsSession::fail(std::uint16_t code, std::string_view reason) {
   if (state_ == State::open)
     enqueue(std::make_shared<const std::string>(ws::close_payload(code, reason)), ws::Opcode::close);
   if (state_ == State::done) return;
-  if (state_ == State::open) deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+  if (state_ == State::open) {
+    deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+    if (auth_) shard_.watch_deadline(shared_from_this());
+  }
   state_ = State::closing_final;
   schedule_flush();
 }
@@ -556,6 +561,7 @@ void WsSession::finish_close() {
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   state_ = State::draining;
   deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+  shard_.watch_deadline(shared_from_this());
   std::string().swap(partial_);
   decoder_.reset();
   drain();

@@ -51,6 +51,8 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   // Applies the deadlines; true if the session has something to do (the shard then calls on_due).
   bool due(std::chrono::steady_clock::time_point now) const noexcept;
   void on_due(std::chrono::steady_clock::time_point now);
+  // Not yet authenticated, or closing: a deadline the shard checks on every tick.
+  bool has_deadline() const noexcept { return state_ != State::done && (state_ != State::open || !auth_); }
   static constexpr std::uint32_t kNoSlot = 0xFFFFFFFF;
   std::uint32_t slot = kNoSlot;  // index in the shard's session list
 

@@ -49,6 +49,9 @@ class WsShard {
   std::span<std::array<std::uint8_t, 10>> headers() noexcept { return headers_; }
 
   void add(WsSession* session);
+  // A session with a deadline to watch closely (not yet authenticated, or closing): checked on
+  // every sweep tick. The others only need the heartbeat check, done on every full sweep.
+  void watch_deadline(const std::shared_ptr<WsSession>& session);
   void remove(WsSession* session);
   std::size_t size() const noexcept { return sessions_.size(); }
 
@@ -74,6 +77,9 @@ class WsShard {
   std::vector<std::shared_ptr<WsSession>> dirty_;
   std::vector<std::shared_ptr<WsSession>> flushing_;
   std::vector<std::shared_ptr<WsSession>> due_;
+  std::vector<std::weak_ptr<WsSession>> deadlines_;  // see watch_deadline()
+  std::uint32_t tick_ = 0;
+  std::uint32_t full_every_ = 1;  // ticks between full sweeps
   bool flush_posted_ = false;
 };
 
