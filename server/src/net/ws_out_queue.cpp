@@ -20,12 +20,14 @@ std::size_t OutQueue::wire_size(const Item& item) noexcept {
 std::size_t OutQueue::gather(std::span<iovec> iov,
                              std::span<std::array<std::uint8_t, kHeaderMax>> headers) const {
   std::size_t used = 0;
+  std::size_t headers_used = 0;  // not used / 2: a frame may take one iovec (empty payload, raw)
   std::size_t skip = head_written_;
-  for (std::size_t i = head_; i < items_.size() && used + 2 <= iov.size() && used / 2 < headers.size(); ++i) {
+  for (std::size_t i = head_; i < items_.size() && used + 2 <= iov.size() && headers_used < headers.size();
+       ++i) {
     const auto& item = items_[i];
     const auto& payload = *item.payload;
     if (!item.raw) {
-      auto& h = headers[used / 2];
+      auto& h = headers[headers_used++];
       const auto header_size = encode_header(item.op, payload.size(), h.data());
       if (skip < header_size) {
         iov[used++] = iovec{h.data() + skip, header_size - skip};

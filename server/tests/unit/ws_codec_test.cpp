@@ -324,6 +324,26 @@ TEST_F(OutQueueSocket, ManySmallFramesGoOutInOneSendmsg) {
   }
 }
 
+TEST_F(OutQueueSocket, EmptyControlFramesBetweenMessagesKeepTheirOwnHeaders) {
+  // A heartbeat ping (empty payload) takes one iovec: the next frame's header must not reuse its
+  // header slot. Method: empty ping, text, empty pong, text, empty close in one gather.
+  ws::OutQueue q;
+  const auto empty = std::make_shared<const std::string>();
+  q.push(empty, ws::Opcode::ping);
+  q.push(std::make_shared<const std::string>("first"), ws::Opcode::text);
+  q.push(empty, ws::Opcode::pong);
+  q.push(std::make_shared<const std::string>(std::string(300, 's')), ws::Opcode::text);
+  q.push(empty, ws::Opcode::close);
+  EXPECT_EQ(flush(q), 1);
+  auto frames = parse_server_frames(drain());
+  ASSERT_EQ(frames.size(), 5u);
+  EXPECT_EQ(frames[0], std::make_pair(std::uint8_t{0x89}, std::string()));
+  EXPECT_EQ(frames[1], std::make_pair(std::uint8_t{0x81}, std::string("first")));
+  EXPECT_EQ(frames[2], std::make_pair(std::uint8_t{0x8A}, std::string()));
+  EXPECT_EQ(frames[3], std::make_pair(std::uint8_t{0x81}, std::string(300, 's')));
+  EXPECT_EQ(frames[4], std::make_pair(std::uint8_t{0x88}, std::string()));
+}
+
 TEST_F(OutQueueSocket, PartialWritesResumeMidFrameAndKeepOrder) {
   ws::OutQueue q;
   q.push(std::make_shared<const std::string>("HTTP/1.1 101 Switching Protocols\r\n\r\n"), ws::Opcode::text,
