@@ -208,6 +208,9 @@ std::size_t WsSession::process(std::span<char> data) {
           // Echo the peer's code, then drop the connection (RFC 6455 5.5.1).
           auto payload = ev.code == ws::kCloseNoStatus ? std::string() : ws::close_payload(ev.code, {});
           enqueue(std::make_shared<const std::string>(std::move(payload)), ws::Opcode::close);
+          // A peer that closes but does not read our echo is dropped after the close deadline.
+          deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+          shard_.watch_deadline(shared_from_this());
         }
         state_ = State::closing_final;
         schedule_flush();
