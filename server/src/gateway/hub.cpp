@@ -34,6 +34,14 @@ void Hub::publish(std::vector<domain::UserId> recipients,
       for (auto user : *shared_recipients) {
         auto it = by_user.find(user);
         if (it == by_user.end()) continue;
+        if (it->second.size() == 1) {
+          // The common case, without copying the list: nothing touches it after deliver().
+          if (auto c = it->second.front().lock(); c && c->connection_id() != except_connection) {
+            c->deliver(frame);
+            ++delivered;
+          }
+          continue;
+        }
         // Copy: delivering may close a slow consumer, which detaches it from this very list.
         const auto targets = it->second;
         for (const auto& weak : targets) {

@@ -3,7 +3,9 @@
 #include "api/router.hpp"
 #include "domain/limits.hpp"
 #include "net/static_files.hpp"
+#include "net/ws_codec.hpp"
 #include "net/ws_session.hpp"
+#include "net/ws_shard.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 
@@ -113,7 +115,14 @@ net::awaitable<void> linger_close(beast::tcp_stream& stream) {
 }  // namespace
 
 Server::Server(std::vector<net::io_context*> threads, ServerContext& ctx)
-    : threads_(std::move(threads)), ctx_(ctx), acceptor_(*threads_.front()) {}
+    : threads_(std::move(threads)), ctx_(ctx), acceptor_(*threads_.front()) {
+  const WsShard::Timing timing{ctx_.options.ws_idle_timeout, ctx_.options.auth_timeout};
+  for (auto* io : threads_) {
+    ws_shards_.push_back(std::make_unique<WsShard>(*io, timing));
+  }
+}
+
+Server::~Server() = default;
 
 tcp::endpoint Server::listen(const tcp::endpoint& endpoint) {
   acceptor_.open(endpoint.protocol());
@@ -150,9 +159,13 @@ net::awaitable<void> Server::accept_loop() {
     }
     socket.set_option(tcp::no_delay(true), ec);
     auto* ctx = &ctx_;
+    auto* ws_shard = ws_shards_[shard].get();
     auto ex = socket.get_executor();
     net::co_spawn(
-        ex, [s = std::move(socket), ctx, shard]() mutable { return serve_http(std::move(s), *ctx, shard); },
+        ex,
+        [s = std::move(socket), ctx, ws_shard, shard]() mutable {
+          return serve_http(std::move(s), *ctx, *ws_shard, shard);
+        },
         [](std::exception_ptr e) {
           if (!e) return;
           try {
@@ -164,15 +177,16 @@ net::awaitable<void> Server::accept_loop() {
   }
 }
 
-net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::size_t shard) {
+net::awaitable<void> serve_http(tcp::socket socket,
+                                ServerContext& ctx,
+                                WsShard& ws_shard,
+                                std::size_t shard) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
+  // Looked up on the first REST request only (rate limits by IP): a WebSocket upgrade does not
+  // need it, and getpeername + formatting is a syscall and an allocation per connection.
   std::string remote_ip;
-  {
-    beast::error_code ec;
-    auto ep = stream.socket().remote_endpoint(ec);
-    if (!ec) remote_ip = ep.address().to_string();
-  }
+  bool remote_known = false;
   for (;;) {
     if (ctx.stopping.load()) break;
     stream.expires_after(ctx.options.http_idle_timeout);
@@ -209,9 +223,37 @@ net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::siz
         co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
         break;
       }
+      // The checks Beast's accept made (RFC 6455 4.2.1); from here on the framing is ours.
+      const auto key = req[http::field::sec_websocket_key];
+      const auto version = req[http::field::sec_websocket_version];
+      std::string_view refused;
+      if (req.find(http::field::host) == req.end())
+        refused = "missing Host";
+      else if (key.empty() || key.size() > 24)
+        refused = "missing or malformed Sec-WebSocket-Key";
+      else if (version.empty())
+        refused = "missing Sec-WebSocket-Version";
+      if (!refused.empty()) {
+        auto res = error_page(400, "bad_request", refused, req.version());
+        co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        break;
+      }
+      if (version != "13") {
+        auto res = error_page(426, "bad_request", "unsupported WebSocket version (13 is)", req.version());
+        res.set(http::field::sec_websocket_version, "13");
+        co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+        break;
+      }
+      std::string bearer;
+      if (auto it = req.find(http::field::authorization); it != req.end()) {
+        const std::string_view value = it->value();
+        if (value.substr(0, 7) == "Bearer ") bearer = std::string(value.substr(7));
+      }
+      const std::string accept = ws::accept_key(key);
+      const std::string early = beast::buffers_to_string(buffer.data());
       stream.expires_never();
-      auto session = std::make_shared<WsSession>(stream.release_socket(), ctx, shard);
-      session->start(std::move(req));
+      auto session = std::make_shared<WsSession>(stream.release_socket(), ctx, ws_shard, shard);
+      session->start(accept, std::move(bearer), early);
       co_return;
     }
 
@@ -239,6 +281,12 @@ net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::siz
     if (auto it = req.find(http::field::content_type); it != req.end())
       request.content_type = std::string(it->value());
     request.body = std::move(req.body());
+    if (!remote_known) {
+      remote_known = true;
+      beast::error_code rec;
+      auto ep = stream.socket().remote_endpoint(rec);
+      if (!rec) remote_ip = ep.address().to_string();
+    }
     request.remote_ip = remote_ip;
     if (auto it = req.find("X-Forwarded-For"); it != req.end())
       request.forwarded_for = std::string(it->value());

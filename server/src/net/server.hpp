@@ -12,9 +12,12 @@ namespace chat::transport {
 // The listening socket. It accepts on the first I/O thread and hands each connection to the next
 // I/O thread in turn, where the connection lives until it closes (one thread per connection, so
 // no locks inside a session).
+class WsShard;
+
 class Server {
  public:
   Server(std::vector<net::io_context*> threads, ServerContext& ctx);
+  ~Server();
 
   // Binds and listens; returns the bound endpoint (port 0 picks a free port).
   tcp::endpoint listen(const tcp::endpoint& endpoint);
@@ -29,9 +32,11 @@ class Server {
   ServerContext& ctx_;
   tcp::acceptor acceptor_;
   std::size_t next_ = 0;
+  std::vector<std::unique_ptr<WsShard>> ws_shards_;
 };
 
 // Serves one HTTP connection (keep-alive) until it closes or upgrades to a WebSocket.
-net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, std::size_t shard);
+// `ws_shard` is the WsShard of the socket's I/O thread, number `shard`.
+net::awaitable<void> serve_http(tcp::socket socket, ServerContext& ctx, WsShard& ws_shard, std::size_t shard);
 
 }  // namespace chat::transport

@@ -1,17 +1,17 @@
 #include "net/ws_session.hpp"
 
-#include "auth/password_hasher.hpp"
 #include "domain/limits.hpp"
 #include "gateway/hub.hpp"
+#include "net/ws_shard.hpp"
 #include "obs/log.hpp"
 #include "obs/metrics.hpp"
 #include "presence/presence_tracker.hpp"
 #include "service/chat_service.hpp"
 #include "store/errors.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-
+#include <cerrno>
 #include <chrono>
+#include <sys/socket.h>
 
 namespace chat::transport {
 
@@ -19,14 +19,15 @@ using domain::ErrorCode;
 
 namespace {
 
-constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
-// Sends a connection may have waiting for the store at once; past it the reader waits, which
-// pushes back on the client through TCP.
-constexpr int kSendsInFlightMax = 32;
-constexpr std::size_t kQueueKeepFrames = 64;
+// Sends a connection may have waiting for the store at once; past it reading pauses, which pushes
+// back on the client through TCP.
+constexpr std::uint16_t kSendsInFlightMax = 32;
+constexpr std::size_t kQueueKeepFrames = 8;
 constexpr auto kTypingInterval = std::chrono::seconds(2);
 constexpr auto kCloseDeadline = std::chrono::seconds(5);
 constexpr std::size_t kTypingConversationsMax = 64;
+// Reads per readiness event before yielding to the other sessions of the thread.
+constexpr int kReadsPerWakeup = 8;
 
 domain::TimeMs now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -34,217 +35,333 @@ domain::TimeMs now_ms() {
       .count();
 }
 
+void log_async_failure(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    obs::log_warn(std::string("websocket frame handler ended with: ") + ex.what());
+  }
+}
+
 }  // namespace
 
-WsSession::WsSession(tcp::socket socket, ServerContext& ctx, std::size_t shard)
-    : ws_(std::move(socket)),
+WsSession::WsSession(tcp::socket socket, ServerContext& ctx, WsShard& shard, std::size_t shard_index)
+    : socket_(std::move(socket)),
       ctx_(ctx),
       shard_(shard),
       id_(ctx.next_connection_id.fetch_add(1)),
-      wake_(ws_.get_executor(), std::chrono::steady_clock::time_point::max()),
-      auth_timer_(ws_.get_executor()),
-      send_slot_(ws_.get_executor(), std::chrono::steady_clock::time_point::max()),
-      close_deadline_(ws_.get_executor()),
+      decoder_(domain::limits::ws_frame_bytes_max),
       send_bucket_(
-          ctx.options.send_rate_per_s, ctx.options.send_rate_per_s * 2, std::chrono::steady_clock::now()) {}
+          ctx.options.send_rate_per_s, ctx.options.send_rate_per_s * 2, std::chrono::steady_clock::now()),
+      shard_index_(static_cast<std::uint32_t>(shard_index)) {}
 
 WsSession::~WsSession() {
+  if (slot != kNoSlot) shard_.remove(this);
   if (counted_) {
     ctx_.metrics.connections.fetch_sub(1, std::memory_order_relaxed);
     ctx_.websockets.fetch_sub(1);
   }
 }
 
-void WsSession::start(http::request<http::string_body> upgrade) {
-  auto self = shared_from_this();
-  net::co_spawn(
-      ws_.get_executor(), [self, req = std::move(upgrade)]() mutable { return self->run(std::move(req)); },
-      [](std::exception_ptr e) {
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          obs::log_warn(std::string("websocket session ended with: ") + ex.what());
-        }
-      });
-}
-
-net::awaitable<void> WsSession::run(http::request<http::string_body> upgrade) {
-  // The WebSocket timeout option replaces the TCP stream's own timer.
-  beast::get_lowest_layer(ws_).expires_never();
-  websocket::stream_base::timeout timeout{};
-  timeout.handshake_timeout = kHandshakeTimeout;
-  timeout.idle_timeout =
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(ctx_.options.ws_idle_timeout);
-  timeout.keep_alive_pings = true;
-  ws_.set_option(timeout);
-  ws_.read_message_max(domain::limits::ws_frame_bytes_max);
-  ws_.auto_fragment(false);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "chatd"); }));
-
-  std::string bearer;
-  if (auto it = upgrade.find(http::field::authorization); it != upgrade.end()) {
-    const std::string_view value = it->value();
-    if (value.substr(0, 7) == "Bearer ") bearer = std::string(value.substr(7));
-  }
-
-  auto [ec] = co_await ws_.async_accept(upgrade, net::as_tuple(net::use_awaitable));
-  // This frame lives as long as the connection: do not keep the upgrade request's headers.
-  upgrade = {};
-  if (ec) co_return;
+void WsSession::start(std::string_view accept, std::string bearer, std::string_view early) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  std::string response;
+  response.reserve(160);
+  response.append(
+      "HTTP/1.1 101 Switching Protocols\r\nServer: chatd\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: ");
+  response.append(accept);
+  response.append("\r\n\r\n");
+  enqueue(std::make_shared<const std::string>(std::move(response)), ws::Opcode::text, true);
   counted_ = true;
   ctx_.metrics.connections.fetch_add(1, std::memory_order_relaxed);
   ctx_.websockets.fetch_add(1);
-  if (ctx_.stopping.load()) co_return;
-
-  auto self = shared_from_this();
-  net::co_spawn(
-      ws_.get_executor(), [self] { return self->writer(); }, net::detached);
-
-  if (!bearer.empty()) {
-    std::optional<domain::AuthContext> auth;
-    bool store_down = false;
-    try {
-      auth = co_await ctx_.service.authenticate(bearer);
-    } catch (const std::exception&) {
-      store_down = true;
-    }
-    if (store_down) {
-      send_text(gateway::frames::error(ErrorCode::unavailable, "temporarily unavailable; retry"));
-      close_with(1013, "try again later");
-    } else if (!auth) {
-      send_text(gateway::frames::error(ErrorCode::unauthorized, "invalid or expired access token"));
-      close_with(4001, "unauthorized");
-    } else {
-      authenticated(*auth);
-    }
-  } else {
-    net::co_spawn(
-        ws_.get_executor(), [self] { return self->auth_deadline(); }, net::detached);
+  last_heard_ = std::chrono::steady_clock::now();
+  deadline_ = last_heard_ + ctx_.options.auth_timeout;
+  shard_.add(this);
+  shard_.watch_deadline(shared_from_this());  // the auth deadline
+  if (ctx_.stopping.load()) {
+    fail(1001, "server shutting down");
+    return;
   }
-  co_await reader();
+  partial_.assign(early);
+  if (!bearer.empty()) {
+    busy_ = true;
+    auto self = shared_from_this();
+    net::co_spawn(
+        socket_.get_executor(),
+        [self, b = std::move(bearer)]() mutable { return self->handle_bearer(std::move(b)); },
+        [self](std::exception_ptr e) {
+          log_async_failure(e);
+          self->busy_ = false;
+          self->resume();
+        });
+    return;
+  }
+  resume();
 }
 
-net::awaitable<void> WsSession::auth_deadline() {
-  auth_timer_.expires_after(ctx_.options.auth_timeout);
-  auto [ec] = co_await auth_timer_.async_wait(net::as_tuple(net::use_awaitable));
-  if (!ec && !auth_ && !closed_) close_with(4000, "auth timeout");
+// ---- reading ----
+
+void WsSession::arm_read() {
+  if (reading_ || state_ == State::done) return;
+  reading_ = true;
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->reading_ = false;
+                       if (ec) {
+                         if (ec != net::error::operation_aborted) self->teardown();
+                         return;
+                       }
+                       self->on_readable();
+                     });
+}
+
+// Handles what is buffered, then reads on if nothing holds reading back.
+void WsSession::resume() {
+  if (!wants_read()) return;
+  if (!partial_.empty()) {
+    const auto used = process({partial_.data(), partial_.size()});
+    partial_.erase(0, used);
+    if (partial_.empty()) std::string().swap(partial_);
+    if (state_ == State::done || busy_ || paused_) return;
+  }
+  on_readable();
+}
+
+bool WsSession::wants_read() const noexcept {
+  return state_ == State::draining || (state_ != State::done && !busy_ && !paused_);
+}
+
+void WsSession::on_readable() {
+  if (state_ == State::draining) return drain();
+  const auto buffer = shard_.read_buffer();
+  for (int i = 0; i < kReadsPerWakeup; ++i) {
+    if (!wants_read()) return;
+    if (state_ == State::draining) return drain();
+    const ssize_t n = ::recv(socket_.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        arm_read();
+        return;
+      }
+      teardown();  // reset by the peer
+      return;
+    }
+    if (n == 0) {
+      teardown();  // the peer closed its side without a close frame
+      return;
+    }
+    last_heard_ = shard_.coarse_now();
+    pinged_ = false;
+    const auto size = static_cast<std::size_t>(n);
+    if (partial_.empty()) {
+      // The common case: complete frames handled straight from the shard's buffer.
+      const auto used = process(buffer.first(size));
+      if (used < size) partial_.assign(buffer.data() + used, size - used);
+    } else {
+      partial_.append(buffer.data(), size);
+      const auto used = process({partial_.data(), partial_.size()});
+      partial_.erase(0, used);
+      if (partial_.empty()) std::string().swap(partial_);
+    }
+    if (size < buffer.size()) {
+      // Probably drained: one more read would most likely say EAGAIN, so wait for readiness
+      // (edge-triggered: the wait is armed before this thread looks at epoll again).
+      if (wants_read()) arm_read();
+      return;
+    }
+  }
+  // A busy peer: let the other sessions of this thread run, then go on.
+  if (wants_read()) net::post(socket_.get_executor(), [self = shared_from_this()] { self->resume(); });
+}
+
+// Handles the complete frames at the front of `data`; returns the bytes used. Stops early when a
+// frame is handed to a coroutine (busy_) or sends are at their limit (paused_).
+std::size_t WsSession::process(std::span<char> data) {
+  std::size_t offset = 0;
+  while (offset < data.size() && state_ != State::done && !busy_ && !paused_) {
+    std::size_t used = 0;
+    const auto ev = decoder_.next(data.subspan(offset), used);
+    offset += used;
+    switch (ev.kind) {
+      case ws::Event::Kind::need_more:
+        return offset;
+      case ws::Event::Kind::text:
+        if (state_ == State::open) on_text(ev.payload);
+        break;
+      case ws::Event::Kind::binary:
+        if (state_ == State::open)
+          send_text(
+              gateway::frames::error(ErrorCode::bad_request, "binary frames are not part of the protocol"));
+        break;
+      case ws::Event::Kind::ping:
+        if (state_ == State::open) enqueue(std::make_shared<const std::string>(ev.payload), ws::Opcode::pong);
+        break;
+      case ws::Event::Kind::pong:
+        break;
+      case ws::Event::Kind::close:
+        if (state_ == State::open) {
+          // Echo the peer's code, then drop the connection (RFC 6455 5.5.1).
+          auto payload = ev.code == ws::kCloseNoStatus ? std::string() : ws::close_payload(ev.code, {});
+          enqueue(std::make_shared<const std::string>(std::move(payload)), ws::Opcode::close);
+          // A peer that closes but does not read our echo is dropped after the close deadline.
+          deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+          shard_.watch_deadline(shared_from_this());
+        }
+        state_ = State::closing_final;
+        schedule_flush();
+        return offset;
+      case ws::Event::Kind::fail:
+        fail(ev.code, ev.payload);
+        return offset;
+    }
+  }
+  return offset;
+}
+
+void WsSession::on_text(std::string_view text) {
+  if (auth_ && text == R"({"type":"ping"})") {
+    // The heartbeat, most of what an idle connection sends: answered without the JSON parser.
+    // Same bytes as gateway::frames::pong().
+    std::string pong = R"({"type":"pong","ts":)";
+    pong += std::to_string(now_ms());
+    pong += '}';
+    return send_text(std::move(pong));
+  }
+  auto parsed = gateway::parse_client_frame(text);
+  auto& frame = parsed.frame;
+  const std::string& rid = parsed.request_id;
+  if (!auth_) {
+    if (std::holds_alternative<gateway::AuthFrame>(frame)) return run_async(std::move(parsed));
+    ctx_.metrics.count_error(ErrorCode::unauthorized);
+    send_text(gateway::frames::error(ErrorCode::unauthorized, "the first frame must be {\"type\":\"auth\"}"));
+    close_with(4001, "unauthorized");
+    return;
+  }
+  if (auto* e = std::get_if<gateway::FrameError>(&frame))
+    return reply_error(e->code, e->message, rid, e->client_msg_id);
+  if (std::holds_alternative<gateway::PingFrame>(frame)) return send_text(gateway::frames::pong(now_ms()));
+  if (std::holds_alternative<gateway::AuthFrame>(frame))
+    return reply_error(ErrorCode::bad_request, "already authenticated", rid);
+  if (auto* s = std::get_if<gateway::SendFrame>(&frame)) {
+    std::chrono::milliseconds wait{};
+    if (!send_bucket_.try_take(std::chrono::steady_clock::now(), &wait))
+      return reply_error(ErrorCode::rate_limited, "sending too fast; retry later", rid, s->client_msg_id);
+    // Pipelined: reading goes on while the store commits, up to kSendsInFlightMax. Sends of one
+    // connection reach the queue in the order they were read: each coroutine starts at once and
+    // enqueues its reply in store commit order, which is the order the store received them.
+    ++sends_in_flight_;
+    if (sends_in_flight_ >= kSendsInFlightMax) paused_ = true;
+    auto self = shared_from_this();
+    net::co_spawn(
+        socket_.get_executor(),
+        [self, f = std::move(*s)]() mutable { return self->handle_send(std::move(f)); },
+        [self](std::exception_ptr e) {
+          log_async_failure(e);
+          --self->sends_in_flight_;
+          if (self->paused_) {
+            self->paused_ = false;
+            self->resume();
+          }
+        });
+    return;
+  }
+  if (auto* t = std::get_if<gateway::TypingFrame>(&frame)) {
+    // Ephemeral and rate-limited: extra typing frames inside the window are dropped silently.
+    const auto now = std::chrono::steady_clock::now();
+    if (!last_typing_) last_typing_ = std::make_unique<decltype(last_typing_)::element_type>();
+    if (last_typing_->size() > kTypingConversationsMax) last_typing_->clear();
+    auto& last = (*last_typing_)[t->conversation_id];
+    if (last != std::chrono::steady_clock::time_point{} && now - last < kTypingInterval) return;
+    last = now;
+  }
+  run_async(std::move(parsed));
+}
+
+// Frames that need the store run as a coroutine; reading pauses until it is done, so they are
+// handled (and answered) in the order they arrived.
+void WsSession::run_async(gateway::ParsedFrame parsed) {
+  busy_ = true;
+  auto self = shared_from_this();
+  net::co_spawn(
+      socket_.get_executor(),
+      [self, p = std::move(parsed)]() mutable { return self->handle_async(std::move(p)); },
+      [self](std::exception_ptr e) {
+        log_async_failure(e);
+        self->busy_ = false;
+        self->resume();
+      });
+}
+
+net::awaitable<void> WsSession::handle_bearer(std::string bearer) {
+  std::optional<domain::AuthContext> auth;
+  bool store_down = false;
+  try {
+    auth = co_await ctx_.service.authenticate(bearer);
+  } catch (const std::exception&) {
+    store_down = true;
+  }
+  if (state_ != State::open) co_return;
+  if (store_down) {
+    send_text(gateway::frames::error(ErrorCode::unavailable, "temporarily unavailable; retry"));
+    close_with(1013, "try again later");
+  } else if (!auth) {
+    send_text(gateway::frames::error(ErrorCode::unauthorized, "invalid or expired access token"));
+    close_with(4001, "unauthorized");
+  } else {
+    authenticated(*auth);
+  }
+}
+
+net::awaitable<void> WsSession::handle_auth(std::string token) {
+  std::optional<domain::AuthContext> auth;
+  bool store_down = false;
+  try {
+    auth = co_await ctx_.service.authenticate(std::move(token));
+  } catch (const std::exception&) {
+    store_down = true;
+  }
+  if (state_ != State::open) co_return;
+  if (store_down) {
+    send_text(gateway::frames::error(ErrorCode::unavailable, "temporarily unavailable; retry"));
+    close_with(1013, "try again later");
+    co_return;
+  }
+  if (!auth) {
+    ctx_.metrics.count_error(ErrorCode::unauthorized);
+    send_text(gateway::frames::error(ErrorCode::unauthorized, "invalid or expired access token"));
+    close_with(4001, "unauthorized");
+    co_return;
+  }
+  authenticated(*auth);
 }
 
 void WsSession::authenticated(const domain::AuthContext& auth) {
   auth_ = auth;
-  auth_timer_.cancel();
-  ctx_.hub.attach(shard_, auth.user_id, shared_from_this());
+  ctx_.hub.attach(shard_index_, auth.user_id, shared_from_this());
   ctx_.presence.connected(auth.user_id);
   const auto heartbeat =
       std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.options.ws_idle_timeout) / 2;
   send_text(gateway::frames::ready(auth.user_id, auth.session_id, auth.device_id, heartbeat.count()));
 }
 
-net::awaitable<void> WsSession::reader() {
-  for (;;) {
-    auto [ec, n] = co_await ws_.async_read(buffer_, net::as_tuple(net::use_awaitable));
-    if (ec) break;  // closed by the peer, timed out, too big (1009), bad UTF-8 (1007): Beast answered
-    if (!ws_.got_text()) {
-      buffer_.consume(buffer_.size());
-      send_text(gateway::frames::error(ErrorCode::bad_request, "binary frames are not part of the protocol"));
-      continue;
-    }
-    std::string text = beast::buffers_to_string(buffer_.data());
-    // Idle connections hold no read buffer: Beast reads frame headers into its own small static
-    // buffer, so ours is needed only while a message is being assembled.
-    buffer_.clear();
-    buffer_.shrink_to_fit();
-    co_await handle_frame(std::move(text));
-    if (closed_) break;
-  }
-  closed_ = true;
-  wake_.cancel();
-  auth_timer_.cancel();
-  if (auth_) {
-    ctx_.hub.detach(shard_, auth_->user_id, id_);
-    ctx_.hub.unwatch(shard_, id_, watched_);
-    ctx_.presence.disconnected(auth_->user_id);
-  }
-}
-
-net::awaitable<void> WsSession::handle_frame(std::string text) {
-  auto parsed = gateway::parse_client_frame(text);
+net::awaitable<void> WsSession::handle_async(gateway::ParsedFrame parsed) {
   auto& frame = parsed.frame;
   const std::string& rid = parsed.request_id;
   if (!auth_) {
     if (auto* a = std::get_if<gateway::AuthFrame>(&frame)) {
-      std::optional<domain::AuthContext> auth;
-      bool store_down = false;
-      try {
-        auth = co_await ctx_.service.authenticate(std::move(a->token));
-      } catch (const std::exception&) {
-        store_down = true;
-      }
-      if (store_down) {
-        send_text(gateway::frames::error(ErrorCode::unavailable, "temporarily unavailable; retry"));
-        close_with(1013, "try again later");
-        co_return;
-      }
-      if (!auth) {
-        ctx_.metrics.count_error(ErrorCode::unauthorized);
-        send_text(gateway::frames::error(ErrorCode::unauthorized, "invalid or expired access token"));
-        close_with(4001, "unauthorized");
-        co_return;
-      }
-      authenticated(*auth);
-      co_return;
+      std::string token = std::move(a->token);
+      co_await handle_auth(std::move(token));
     }
-    ctx_.metrics.count_error(ErrorCode::unauthorized);
-    send_text(gateway::frames::error(ErrorCode::unauthorized, "the first frame must be {\"type\":\"auth\"}"));
-    close_with(4001, "unauthorized");
     co_return;
-  }
-
-  if (auto* e = std::get_if<gateway::FrameError>(&frame)) {
-    reply_error(e->code, e->message, rid, e->client_msg_id);
-    co_return;
-  }
-  if (std::holds_alternative<gateway::PingFrame>(frame)) {
-    send_text(gateway::frames::pong(now_ms()));
-    co_return;
-  }
-  if (std::holds_alternative<gateway::AuthFrame>(frame)) {
-    reply_error(ErrorCode::bad_request, "already authenticated", rid);
-    co_return;
-  }
-  if (auto* s = std::get_if<gateway::SendFrame>(&frame)) {
-    std::chrono::milliseconds wait{};
-    if (!send_bucket_.try_take(std::chrono::steady_clock::now(), &wait)) {
-      reply_error(ErrorCode::rate_limited, "sending too fast; retry later", rid, s->client_msg_id);
-      co_return;
-    }
-    // Pipelined: the reader goes on while the store commits, up to kSendsInFlightMax; past it the
-    // reader waits for a slot, which pushes back on the client through TCP. Sends of one
-    // connection reach the writer queue in the order they were read: each coroutine is started
-    // in order and enqueues its write before it first suspends.
-    while (sends_in_flight_ >= kSendsInFlightMax && !closed_) {
-      auto [ec] = co_await send_slot_.async_wait(net::as_tuple(net::use_awaitable));
-      (void)ec;  // cancel_one() is the signal
-    }
-    ++sends_in_flight_;
-    auto self = shared_from_this();
-    net::co_spawn(
-        ws_.get_executor(), [self, f = std::move(*s)]() mutable { return self->handle_send(std::move(f)); },
-        net::detached);
-    co_return;
-  }
-  if (auto* t = std::get_if<gateway::TypingFrame>(&frame)) {
-    // Ephemeral and rate-limited: extra typing frames inside the window are dropped silently.
-    const auto now = std::chrono::steady_clock::now();
-    if (last_typing_.size() > kTypingConversationsMax) last_typing_.clear();
-    auto& last = last_typing_[t->conversation_id];
-    if (last != std::chrono::steady_clock::time_point{} && now - last < kTypingInterval) co_return;
-    last = now;
   }
   if (auto* p = std::get_if<gateway::PresenceSubscribeFrame>(&frame)) {
-    co_await handle_presence(std::move(p->user_ids), rid);
+    std::vector<domain::UserId> users = std::move(p->user_ids);
+    co_await handle_presence(std::move(users), rid);
     co_return;
   }
   // Everything else goes through the ChatService and answers errors (and `ok` for changes).
@@ -305,10 +422,10 @@ net::awaitable<void> WsSession::dispatch(gateway::ClientFrame& frame, const std:
 net::awaitable<void> WsSession::handle_presence(std::vector<domain::UserId> users, std::string rid) {
   try {
     auto allowed = co_await ctx_.service.watchable(*auth_, std::move(users));
-    if (closed_) co_return;
-    ctx_.hub.unwatch(shard_, id_, watched_);
+    if (state_ == State::done) co_return;
+    ctx_.hub.unwatch(shard_index_, id_, watched_);
     watched_ = allowed;
-    ctx_.hub.watch(shard_, shared_from_this(), watched_);
+    ctx_.hub.watch(shard_index_, shared_from_this(), watched_);
     for (auto u : watched_) {
       auto status = ctx_.presence.status(u);
       if (!status) {
@@ -325,14 +442,6 @@ net::awaitable<void> WsSession::handle_presence(std::vector<domain::UserId> user
 }
 
 net::awaitable<void> WsSession::handle_send(gateway::SendFrame frame) {
-  struct Done {
-    int& n;
-    net::steady_timer& slot;
-    ~Done() {
-      --n;
-      slot.cancel_one();
-    }
-  } done{sends_in_flight_, send_slot_};
   const std::string client_msg_id = frame.client_msg_id;
   try {
     auto result = co_await ctx_.service.send(*auth_, frame.conversation_id, std::move(frame.client_msg_id),
@@ -354,77 +463,169 @@ net::awaitable<void> WsSession::handle_send(gateway::SendFrame frame) {
   }
 }
 
+// ---- writing ----
+
 void WsSession::send_text(std::string text) {
   deliver(std::make_shared<const std::string>(std::move(text)));
 }
 
 void WsSession::deliver(gateway::SharedFrame frame) {
-  if (closed_ || close_) return;
-  queued_bytes_ += frame->size();
-  if (queued_bytes_ > domain::limits::send_queue_bytes_max) {
-    // A slow consumer: drop the queue and close; the client resyncs from history.
+  if (state_ != State::open) return;
+  if (out_.bytes() + frame->size() > domain::limits::send_queue_bytes_max) {
+    // A slow consumer: drop the queue and close; the client resyncs from history. A frame
+    // partly written stays, or the stream would break mid-frame.
     ctx_.metrics.ws_slow_consumers.fetch_add(1, std::memory_order_relaxed);
-    queue_.clear();
-    queue_head_ = 0;
-    queued_bytes_ = 0;
+    out_.drop_unstarted();
     close_with(4008, "send queue overflow; resync");
     return;
   }
-  queue_.push_back(std::move(frame));
-  wake_.cancel_one();
+  enqueue(std::move(frame), ws::Opcode::text);
+}
+
+void WsSession::enqueue(gateway::SharedFrame payload, ws::Opcode op, bool raw) {
+  if (state_ == State::done) return;
+  out_.push(std::move(payload), op, raw);
+  schedule_flush();
+}
+
+void WsSession::schedule_flush() {
+  if (dirty_ || writing_ || state_ == State::done) return;
+  dirty_ = true;
+  shard_.mark_dirty(shared_from_this());
 }
 
 void WsSession::close_with(std::uint16_t code, std::string_view reason) {
-  if (closed_ || close_) return;
-  close_.emplace(code, std::string(reason));
-  wake_.cancel_one();
-  // The close frame waits behind a write in progress; a peer that does not read would hold it
-  // forever. Past the deadline the TCP socket is closed, which cancels the stuck write.
-  close_deadline_.expires_after(kCloseDeadline);
-  close_deadline_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (ec || self->closed_) return;
-    beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).socket().close(ignored);
-  });
+  if (state_ != State::open) return;
+  enqueue(std::make_shared<const std::string>(ws::close_payload(code, reason)), ws::Opcode::close);
+  state_ = State::closing;
+  if (auth_) shard_.watch_deadline(shared_from_this());
+  // The close frame waits behind the queue; a peer that does not read (or never answers the
+  // close) would hold the connection forever: the sweep drops it after this deadline.
+  deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
 }
 
-net::awaitable<void> WsSession::writer() {
-  auto self = shared_from_this();  // the writer keeps the session alive until the socket is done
-  while (!closed_) {
-    if (queue_head_ < queue_.size()) {
-      auto frame = std::move(queue_[queue_head_++]);
-      if (queue_head_ == queue_.size()) {
-        // Drained: reset, and give the memory back if a burst made the queue large.
-        queue_.clear();
-        queue_head_ = 0;
-        if (queue_.capacity() > kQueueKeepFrames) queue_.shrink_to_fit();
-      }
-      queued_bytes_ -= frame->size();
-      ws_.text(true);
-      auto [ec, n] = co_await ws_.async_write(net::buffer(*frame), net::as_tuple(net::use_awaitable));
-      if (ec) break;
-      continue;
-    }
-    if (close_) {
-      websocket::close_reason reason;
-      reason.code = close_->first;
-      reason.reason = close_->second;
-      auto [ec] = co_await ws_.async_close(reason, net::as_tuple(net::use_awaitable));
-      (void)ec;  // the peer may be gone already; either way the socket is finished
-      break;
-    }
-    auto [ec] = co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
-    (void)ec;  // operation_aborted is the wake-up signal
+// Protocol failure: the close frame goes out after what is queued, then the connection is dropped
+// without waiting for the peer's answer.
+void WsSession::fail(std::uint16_t code, std::string_view reason) {
+  if (state_ == State::open)
+    enqueue(std::make_shared<const std::string>(ws::close_payload(code, reason)), ws::Opcode::close);
+  if (state_ == State::done) return;
+  if (state_ == State::open) {
+    deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+    if (auth_) shard_.watch_deadline(shared_from_this());
   }
-  closed_ = true;
-  close_deadline_.cancel();
-  queue_.clear();
-  queue_head_ = 0;
-  queued_bytes_ = 0;
-  // Unblock the reader if it is still waiting (e.g. after close_with on a silent peer).
-  beast::error_code ignored;
-  beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(ws_).socket().close(ignored);
+  state_ = State::closing_final;
+  schedule_flush();
+}
+
+void WsSession::arm_write() {
+  if (writing_ || state_ == State::done) return;
+  writing_ = true;
+  socket_.async_wait(tcp::socket::wait_write,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->writing_ = false;
+                       if (ec) {
+                         if (ec != net::error::operation_aborted) self->teardown();
+                         return;
+                       }
+                       self->flush();
+                     });
+}
+
+// Writes as much of the queue as the socket takes: one sendmsg per 256 frames, each frame two
+// iovecs (its header, built here, and the shared payload).
+void WsSession::flush() {
+  dirty_ = false;
+  if (state_ == State::done || writing_) return;
+  while (!out_.empty()) {
+    msghdr msg{};
+    msg.msg_iov = shard_.iov().data();
+    msg.msg_iovlen = out_.gather(shard_.iov(), shard_.headers());
+    const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return arm_write();
+      return teardown();  // the peer is gone
+    }
+    std::size_t gathered = 0;
+    for (std::size_t i = 0; i < msg.msg_iovlen; ++i) gathered += msg.msg_iov[i].iov_len;
+    out_.consume(static_cast<std::size_t>(n));
+    // Partial write: the kernel buffer is full. Wait until it drains.
+    if (static_cast<std::size_t>(n) < gathered) return arm_write();
+  }
+  if (state_ == State::closing_final) finish_close();
+}
+
+// After the last frame went out: shut our side down and read what the peer still sends until it
+// closes too (bounded by the close deadline). Closing with unread data would send a reset, and
+// the peer could lose our close frame with it.
+void WsSession::finish_close() {
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  state_ = State::draining;
+  deadline_ = std::chrono::steady_clock::now() + kCloseDeadline;
+  shard_.watch_deadline(shared_from_this());
+  std::string().swap(partial_);
+  decoder_.reset();
+  drain();
+}
+
+void WsSession::drain() {
+  const auto buffer = shard_.read_buffer();
+  for (int i = 0; i < 64; ++i) {
+    const ssize_t n = ::recv(socket_.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return arm_read();
+    if (n <= 0) return teardown();
+  }
+  teardown();  // still sending after 4 MiB: enough
+}
+
+// ---- deadlines ----
+
+bool WsSession::due(std::chrono::steady_clock::time_point now) const noexcept {
+  if (state_ == State::done) return false;
+  if (state_ != State::open || !auth_) return now >= deadline_;
+  const auto idle = now - last_heard_;
+  return idle >= ctx_.options.ws_idle_timeout || (!pinged_ && idle >= ctx_.options.ws_idle_timeout / 2);
+}
+
+void WsSession::on_due(std::chrono::steady_clock::time_point now) {
+  if (state_ == State::done) return;
+  if (state_ != State::open) {
+    if (now >= deadline_) teardown();  // the peer did not read our close frame or did not answer it
+    return;
+  }
+  if (!auth_) {
+    if (now >= deadline_) close_with(4000, "auth timeout");
+    return;
+  }
+  const auto idle = now - last_heard_;
+  if (idle >= ctx_.options.ws_idle_timeout) {
+    teardown();  // silent: dead peer or broken network
+    return;
+  }
+  if (!pinged_) {
+    pinged_ = true;
+    enqueue(std::make_shared<const std::string>(), ws::Opcode::ping);
+  }
+}
+
+void WsSession::teardown() {
+  if (state_ == State::done) return;
+  state_ = State::done;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);  // cancels the pending waits; their handlers release this session
+  out_.clear();
+  std::string().swap(partial_);
+  decoder_.reset();
+  shard_.remove(this);
+  if (auth_) {
+    ctx_.hub.detach(shard_index_, auth_->user_id, id_);
+    ctx_.hub.unwatch(shard_index_, id_, watched_);
+    ctx_.presence.disconnected(auth_->user_id);
+  }
 }
 
 }  // namespace chat::transport

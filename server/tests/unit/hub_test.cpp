@@ -279,6 +279,22 @@ TEST_F(HubTest, ConnectionDetachingItselfDuringDeliveryIsSafe) {
   EXPECT_EQ(second->frames(), (std::vector<std::string>{"a", "b"}));
 }
 
+TEST_F(HubTest, OnlyConnectionDetachingItselfDuringDeliveryIsSafe) {
+  // Goal: the single-connection fast path (no copy of the list) survives the connection detaching
+  // itself inside deliver(), which erases the user's entry from the map being walked. Method: bob's
+  // only connection detaches itself on delivery; publish to alice and bob twice (ASan checks the
+  // walk; alice still gets both frames).
+  auto bob = std::make_shared<FakeConnection>(3, 30);
+  bob->on_deliver = [this] { hub_.detach(0, kBob, 3); };
+  on_shard(0, [&] { hub_.attach(0, kBob, bob); });
+  auto alice = connect(0, kAlice, 1, 10);
+  hub_.publish({kBob, kAlice}, frame("a"));
+  hub_.publish({kBob, kAlice}, frame("b"));
+  drain();
+  EXPECT_EQ(bob->frames(), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(alice->frames(), (std::vector<std::string>{"a", "b"}));
+}
+
 TEST_F(HubTest, PresenceWatchersGetFramesUntilUnwatched) {
   // Goal: publish_to_watchers reaches every connection watching the subject, on both shards, and
   // no longer after unwatch; a destroyed watcher is skipped. Method: three watchers of alice.

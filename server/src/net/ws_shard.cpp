@@ -1,0 +1,112 @@
+#include "net/ws_shard.hpp"
+
+#include "net/ws_session.hpp"
+
+#include <algorithm>
+
+namespace chat::transport {
+
+WsShard::WsShard(net::io_context& io, Timing timing)
+    : io_(io),
+      timing_(timing),
+      now_(std::chrono::steady_clock::now()),
+      sweep_timer_(io),
+      read_buffer_(new char[kReadBufferBytes]) {
+  // Deadlines are checked at this granularity: a quarter of the shortest timeout, between 25 ms
+  // and 1 s. With the defaults (60 s idle, 10 s auth) that is one tick per second.
+  const auto shortest = std::min(timing_.idle_timeout, timing_.auth_timeout);
+  sweep_period_ = std::clamp<std::chrono::steady_clock::duration>(shortest / 4, std::chrono::milliseconds(25),
+                                                                  std::chrono::seconds(1));
+  // The heartbeat (ping at half the idle timeout, drop at the whole) needs an eighth of the idle
+  // timeout of precision: the full pass over every session runs that often, not every tick. With
+  // the defaults: every 7 s. Sessions with a closer deadline (auth, close) are on deadlines_.
+  const auto heartbeat_step =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(timing_.idle_timeout) / 8;
+  full_every_ = static_cast<std::uint32_t>(std::max<std::int64_t>(1, heartbeat_step / sweep_period_));
+}
+
+void WsShard::watch_deadline(const std::shared_ptr<WsSession>& session) {
+  deadlines_.push_back(session);
+}
+
+WsShard::~WsShard() {
+  // Sessions still held by handlers of the (stopped) io_context are destroyed after this shard.
+  for (auto* s : sessions_) s->slot = WsSession::kNoSlot;
+  sessions_.clear();
+}
+
+void WsShard::add(WsSession* session) {
+  session->slot = static_cast<std::uint32_t>(sessions_.size());
+  sessions_.push_back(session);
+  now_ = std::chrono::steady_clock::now();
+  if (!sweeping_) arm_sweep();
+}
+
+void WsShard::remove(WsSession* session) {
+  const auto i = session->slot;
+  if (i >= sessions_.size() || sessions_[i] != session) return;
+  session->slot = WsSession::kNoSlot;
+  if (i + 1 != sessions_.size()) {
+    sessions_[i] = sessions_.back();
+    sessions_[i]->slot = i;
+  }
+  sessions_.pop_back();
+}
+
+void WsShard::mark_dirty(std::shared_ptr<WsSession> session) {
+  dirty_.push_back(std::move(session));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  // Posted behind whatever is already queued on this thread (e.g. more publish jobs), so frames
+  // queued meanwhile go out in the same sendmsg.
+  net::post(io_, [this] { flush(); });
+}
+
+void WsShard::flush() {
+  flush_posted_ = false;
+  flushing_.swap(dirty_);
+  for (auto& s : flushing_) s->flush();
+  flushing_.clear();
+  if (flushing_.capacity() > 4096) flushing_.shrink_to_fit();
+}
+
+void WsShard::arm_sweep() {
+  sweeping_ = true;
+  sweep_timer_.expires_after(sweep_period_);
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) {
+      sweeping_ = false;
+      return;
+    }
+    sweep();
+  });
+}
+
+void WsShard::sweep() {
+  now_ = std::chrono::steady_clock::now();
+  // Collect first: acting may remove sessions from the lists.
+  std::erase_if(deadlines_, [this](const std::weak_ptr<WsSession>& w) {
+    auto s = w.lock();
+    if (!s || !s->has_deadline()) return true;
+    if (s->due(now_)) due_.push_back(std::move(s));
+    return false;
+  });
+  if (deadlines_.empty() && deadlines_.capacity() > 1024)
+    deadlines_.shrink_to_fit();  // after a connect storm
+  if (++tick_ % full_every_ == 0) {
+    // Duplicates with the list above are harmless: acting on a deadline twice does nothing more.
+    for (auto* s : sessions_) {
+      if (s->due(now_)) due_.push_back(s->shared_from_this());
+    }
+  }
+  for (auto& s : due_) s->on_due(now_);
+  due_.clear();
+  if (sessions_.empty()) {
+    sweeping_ = false;
+    deadlines_.clear();
+    return;
+  }
+  arm_sweep();
+}
+
+}  // namespace chat::transport
