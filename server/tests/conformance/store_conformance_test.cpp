@@ -11,10 +11,15 @@
 #include "test_util.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <gtest/gtest.h>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -1427,6 +1432,168 @@ TEST_P(StoreConformance, DroppedConnectionsAreReestablished) {
   store().rollback_batch();
   EXPECT_FALSE(store().find_credentials("dora"));
   EXPECT_GT(add_user("dora"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Races between nodes: two stores on one database (PostgreSQL; SQLite has a single writer).
+// Store A runs a write and keeps its batch open; store B runs, in one batch, an unrelated job and
+// then the same write, which blocks on A's uncommitted row; once the database reports B waiting
+// for a lock, A commits. B's racing job must answer what a sequential run answers, and B's other
+// job must commit.
+
+struct RaceOutcome {
+  UserId bystander = 0;  // B's unrelated job, in the same batch as the racing one
+};
+
+int race_bystanders = 0;  // one per race_stores call: names must differ across instantiations
+
+template <class First, class Race>
+auto race_stores(chat::test::StoreBackend& backend, Store& a, First first, Race race) {
+  auto b = backend.open();
+  a.begin_batch();
+  a.begin_job();
+  auto first_result = first(a);
+  a.end_job();
+  std::optional<decltype(race(*b))> race_result;
+  RaceOutcome outcome;
+  std::exception_ptr error;
+  std::atomic<bool> finished{false};
+  const auto name = cat("bystander", std::to_string(++race_bystanders));
+  std::thread other([&] {
+    try {
+      b->begin_batch();
+      b->begin_job();
+      outcome.bystander =
+          b->create_user(chat::test::new_user(name, cat(name, "@example.com"), "h", ""), kT0).user.id;
+      b->end_job();
+      b->begin_job();
+      race_result = race(*b);
+      b->end_job();
+      b->commit_batch();
+    } catch (...) {
+      error = std::current_exception();
+      b->rollback_job();
+      b->rollback_batch();
+    }
+    finished = true;
+  });
+  // Wait (without a deadline that could fail a slow run) until B blocks on A's row, or is done.
+  while (!finished && backend.lock_waiters() < 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  a.commit_batch();
+  other.join();
+  if (error) std::rethrow_exception(error);
+  EXPECT_GT(outcome.bystander, 0);
+  EXPECT_TRUE(a.find_user(outcome.bystander)) << "the loser's other job was lost";
+  return std::make_pair(std::move(first_result), std::move(*race_result));
+}
+
+#define SKIP_IF_SINGLE_WRITER()                                  \
+  if (backend_->lock_waiters() < 0) {                            \
+    GTEST_SKIP() << "one writer: check-then-insert cannot race"; \
+  }
+
+TEST_P(StoreConformance, RaceForAUsernameOrEmailAnswersTaken) {
+  // Goal: the same username (or email) registered on two nodes at once: one is created, the other
+  // gets username_taken (email_taken), as if they had run one after the other.
+  SKIP_IF_SINGLE_WRITER();
+  const auto [won, lost] = race_stores(
+      *backend_, store(),
+      [](Store& s) { return s.create_user(chat::test::new_user("alice", "alice@a.example", "h", ""), kT0); },
+      [](Store& s) { return s.create_user(chat::test::new_user("ALICE", "other@a.example", "h", ""), kT0); });
+  EXPECT_EQ(won.outcome, CreateUserOutcome::created);
+  EXPECT_EQ(lost.outcome, CreateUserOutcome::username_taken);
+  const auto [won2, lost2] = race_stores(
+      *backend_, store(),
+      [](Store& s) { return s.create_user(chat::test::new_user("bob", "bob@b.example", "h", ""), kT0); },
+      [](Store& s) { return s.create_user(chat::test::new_user("bobby", "BOB@b.example", "h", ""), kT0); });
+  EXPECT_EQ(won2.outcome, CreateUserOutcome::created);
+  EXPECT_EQ(lost2.outcome, CreateUserOutcome::email_taken);
+  EXPECT_EQ(store().search_users("bob", 10).size(), 1U);
+}
+
+TEST_P(StoreConformance, RaceForAClientMsgIdAnswersTheOriginal) {
+  // Goal: a send retried on another node while the first attempt is still committing stores one
+  // message; the retry gets the original (same id and seq), and the log has no gap.
+  SKIP_IF_SINGLE_WRITER();
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto c = direct(a, b);
+  const auto [won, lost] = race_stores(
+      *backend_, store(),
+      [&](Store& s) { return s.append_message(chat::test::new_message(c, a, "m1", "hi"), 5001, kT0); },
+      [&](Store& s) { return s.append_message(chat::test::new_message(c, a, "m1", "hi"), 5002, kT0); });
+  EXPECT_EQ(won.outcome, AppendOutcome::appended);
+  EXPECT_EQ(lost.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(lost.message.id, 5001);
+  EXPECT_EQ(lost.message.seq, won.message.seq);
+  const auto conv = store().get_conversation(a, c);
+  ASSERT_TRUE(conv);
+  EXPECT_EQ(conv->last_seq, 1);
+  EXPECT_EQ(append(c, b, "m2").message.seq, 2);
+}
+
+TEST_P(StoreConformance, RaceForADirectPairAnswersTheExistingConversation) {
+  // Goal: both users open their direct conversation at once on two nodes: one conversation.
+  SKIP_IF_SINGLE_WRITER();
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto [won, lost] = race_stores(
+      *backend_, store(), [&](Store& s) { return s.open_direct(a, b, kT0); },
+      [&](Store& s) { return s.open_direct(b, a, kT0); });
+  EXPECT_EQ(won.outcome, OpenDirectOutcome::created);
+  EXPECT_EQ(lost.outcome, OpenDirectOutcome::existing);
+  EXPECT_EQ(lost.conversation_id, won.conversation_id);
+  EXPECT_EQ(store().list_conversations(a).size(), 1U);
+  EXPECT_EQ(store().list_conversations(b).size(), 1U);
+}
+
+TEST_P(StoreConformance, RaceToJoinByInviteAnswersAlreadyAMember) {
+  // Goal: the same invite joined twice at once (two tabs, two nodes): one member_joined event;
+  // the other join is "already a member" (ok, no event), as a second join in sequence.
+  SKIP_IF_SINGLE_WRITER();
+  const auto owner = add_user("owner");
+  const auto u = add_user("user");
+  const auto g = group(owner, {}).conversation_id;
+  ASSERT_EQ(invite(owner, g, "code-1").outcome, InviteOutcome::ok);
+  std::int64_t next = 9000;
+  const NextId id_a = [&next] { return ++next; };
+  std::int64_t next_b = 9500;
+  const NextId id_b = [&next_b] { return ++next_b; };
+  const auto [won, lost] = race_stores(
+      *backend_, store(), [&](Store& s) { return s.join_by_invite(u, g, "code-1", id_a, kT0); },
+      [&](Store& s) { return s.join_by_invite(u, g, "code-1", id_b, kT0); });
+  EXPECT_EQ(won.outcome, ChangeOutcome::ok);
+  EXPECT_EQ(types(won.events), std::vector<std::string>{"member_joined"});
+  EXPECT_EQ(lost.outcome, ChangeOutcome::ok);
+  EXPECT_TRUE(lost.events.empty());
+  const auto conv = store().get_conversation(owner, g);
+  ASSERT_TRUE(conv);
+  EXPECT_EQ(conv->members.size(), 2U);
+  EXPECT_EQ(conv->last_seq, won.events.front().seq);
+}
+
+TEST_P(StoreConformance, RaceToAddTheSameMemberAddsThemOnce) {
+  // Goal: two admins add the same user at once on two nodes: one member_added event, the other
+  // add finds them a member already (ok, no event).
+  SKIP_IF_SINGLE_WRITER();
+  const auto owner = add_user("owner");
+  const auto u = add_user("user");
+  const auto g = group(owner, {}).conversation_id;
+  std::int64_t next = 9000;
+  const NextId id_a = [&next] { return ++next; };
+  std::int64_t next_b = 9500;
+  const NextId id_b = [&next_b] { return ++next_b; };
+  const auto [won, lost] = race_stores(
+      *backend_, store(), [&](Store& s) { return s.add_members(owner, g, {u}, id_a, kT0); },
+      [&](Store& s) { return s.add_members(owner, g, {u}, id_b, kT0); });
+  EXPECT_EQ(types(won.events), std::vector<std::string>{"member_added"});
+  EXPECT_EQ(lost.outcome, ChangeOutcome::ok);
+  EXPECT_TRUE(lost.events.empty());
+  const auto conv = store().get_conversation(owner, g);
+  ASSERT_TRUE(conv);
+  EXPECT_EQ(conv->members.size(), 2U);
 }
 
 std::string backend_name(const ::testing::TestParamInfo<std::string>& info) {

@@ -31,12 +31,15 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 //   connections), operator intervention (57P: shutdown, crash recovery), serialization failure and
 //   deadlock (40001, 40P01), and any error after which libpq reports the connection gone;
 // - data corrupted (XX001, XX002): an operator must look;
-// - everything else (constraint violations, syntax, types) is a bug or a broken schema: StoreError.
+// - unique_violation (23505) is UniqueViolation, a StoreError that PostgresStore catches where two
+//   writers can race for the same key;
+// - everything else (other constraint violations, syntax, types) is a bug or a broken schema: StoreError.
 void throw_sqlstate(std::string_view sqlstate, bool connection_lost, const std::string& message) {
   if (sqlstate == "XX001" || sqlstate == "XX002") throw StoreCorrupt(message);
   if (connection_lost || starts_with(sqlstate, "08") || starts_with(sqlstate, "53") ||
       starts_with(sqlstate, "57P") || sqlstate == "40001" || sqlstate == "40P01")
     throw StoreUnavailable(message);
+  if (sqlstate == "23505") throw UniqueViolation(message);
   throw StoreError(message);
 }
 

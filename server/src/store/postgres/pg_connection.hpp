@@ -1,5 +1,7 @@
 #pragma once
 
+#include "store/errors.hpp"
+
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -95,6 +97,14 @@ class Connection {
   bool reconnect_ = true;
   pg_conn* conn_ = nullptr;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+};
+
+// unique_violation (23505) on a live connection: a StoreError (a bug, if nobody handles it), thrown
+// as its own type so that a check-then-insert write can tell "another node inserted the same key
+// first" and settle the race (PostgresStore::settle_race).
+class UniqueViolation final : public StoreError {
+ public:
+  using StoreError::StoreError;
 };
 
 // Throws the store exception for a failed call: `result` (may be null) carries the SQLSTATE, the

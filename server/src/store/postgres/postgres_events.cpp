@@ -221,6 +221,11 @@ ChangeResult PostgresStore::create_group(const NewGroup& group, const NextId& ne
 
 ChangeResult PostgresStore::add_members(
     UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now) {
+  return settle_race([&] { return add_members_once(actor, id, users, next_id, now); });
+}
+
+ChangeResult PostgresStore::add_members_once(
+    UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now) {
   Connection& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/true);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -325,6 +330,11 @@ ChangeResult PostgresStore::set_role(UserId actor,
 }
 
 ChangeResult PostgresStore::join_by_invite(
+    UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) {
+  return settle_race([&] { return join_by_invite_once(user, id, code, next_id, now); });
+}
+
+ChangeResult PostgresStore::join_by_invite_once(
     UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) {
   Connection& db = *writer_;
   if (db.exec(kFindInvite, {code, id}).empty()) return outcome(ChangeOutcome::not_found);

@@ -361,6 +361,7 @@ PostgresStore::ReadLease PostgresStore::lease() {
 }
 
 void PostgresStore::begin_batch() {
+  job_open_ = false;
   // A connection lost since the last batch (server restart, network) is replaced here, and only
   // here. PQstatus only learns of a loss when a call fails, so a failed BEGIN is retried once on a
   // new connection: nothing of the batch has run yet.
@@ -381,6 +382,7 @@ void PostgresStore::commit_batch() {
 }
 
 void PostgresStore::rollback_batch() noexcept {
+  job_open_ = false;
   try {
     if (writer_->in_transaction()) writer_->exec_script(kRollback);
   } catch (const StoreError&) {
@@ -390,13 +392,16 @@ void PostgresStore::rollback_batch() noexcept {
 
 void PostgresStore::begin_job() {
   writer_->exec_script(kSavepoint);
+  job_open_ = true;
 }
 
 void PostgresStore::end_job() {
+  job_open_ = false;
   writer_->exec_script(kRelease);
 }
 
 void PostgresStore::rollback_job() noexcept {
+  job_open_ = false;
   try {
     writer_->exec_script(kRollbackJob);
   } catch (const StoreError&) {
@@ -405,6 +410,10 @@ void PostgresStore::rollback_job() noexcept {
 }
 
 CreateUserResult PostgresStore::create_user(const NewUser& user, TimeMs now) {
+  return settle_race([&] { return create_user_once(user, now); });
+}
+
+CreateUserResult PostgresStore::create_user_once(const NewUser& user, TimeMs now) {
   Connection& db = *writer_;
   const auto username_folded = domain::fold_case(user.username);
   const auto email_folded = domain::fold_case(user.email);
@@ -490,6 +499,10 @@ void PostgresStore::set_last_seen(UserId user, TimeMs when) {
 }
 
 OpenDirectResult PostgresStore::open_direct(UserId self, UserId other, TimeMs now) {
+  return settle_race([&] { return open_direct_once(self, other, now); });
+}
+
+OpenDirectResult PostgresStore::open_direct_once(UserId self, UserId other, TimeMs now) {
   Connection& db = *writer_;
   if (db.exec(kUserExists, {other}).empty()) return {OpenDirectOutcome::user_not_found, 0};
   const std::string key = std::to_string(std::min(self, other)) + ":" + std::to_string(std::max(self, other));
@@ -502,6 +515,10 @@ OpenDirectResult PostgresStore::open_direct(UserId self, UserId other, TimeMs no
 }
 
 AppendResult PostgresStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
+  return settle_race([&] { return append_message_once(message, id, now); });
+}
+
+AppendResult PostgresStore::append_message_once(const NewMessage& message, MessageId id, TimeMs now) {
   Connection& db = *writer_;
   if (const auto r = db.exec(kFindByClientId, {message.sender_id, message.client_msg_id}); !r.empty()) {
     auto original = read_message(r, 0);

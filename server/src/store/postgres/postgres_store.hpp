@@ -19,6 +19,11 @@ namespace chat::store::postgres {
 // transaction: the row lock orders writers of one conversation across nodes until they commit.
 // A dropped connection (server restart, network) fails the call in flight with StoreUnavailable
 // and is re-established on the next call.
+// Check-then-insert writes (create_user, open_direct, append_message, add_members, join_by_invite)
+// can race with the same write on another node: both checks find nothing, the second INSERT waits
+// for the first transaction and then fails with unique_violation. settle_race() rolls that one
+// job back to its savepoint and runs it again, now seeing the winner's row, so the loser answers
+// exactly what a sequential run gives and the rest of its batch is untouched.
 class PostgresStore final : public Store {
  public:
   struct Options {
@@ -114,6 +119,40 @@ class PostgresStore final : public Store {
   };
   ReadLease lease();
   void migrate();
+
+  // Runs `fn`, a check-then-insert write on the writer connection. If it loses a race for a unique
+  // key (detail::UniqueViolation), its work is rolled back (to the job's savepoint, or to one of
+  // its own inside a transaction without a job) and it runs again; the rerun sees the committed
+  // winner. A unique violation that persists after kRaceAttempts runs is a real bug: it propagates.
+  template <class Fn>
+  auto settle_race(Fn&& fn) -> decltype(fn()) {
+    for (int attempt = 1;; ++attempt) {
+      const bool own = !job_open_ && writer_->in_transaction();
+      if (own) writer_->exec_script("SAVEPOINT race");
+      try {
+        auto result = fn();
+        if (own) writer_->exec_script("RELEASE SAVEPOINT race");
+        return result;
+      } catch (const detail::UniqueViolation&) {
+        if (attempt >= kRaceAttempts) throw;
+        if (job_open_) {
+          writer_->exec_script("ROLLBACK TO SAVEPOINT job");  // keeps the savepoint for end_job
+        } else if (own) {
+          writer_->exec_script("ROLLBACK TO SAVEPOINT race; RELEASE SAVEPOINT race");
+        }
+        // Outside any transaction (autocommit) the failed statement undid only itself.
+      }
+    }
+  }
+  static constexpr int kRaceAttempts = 3;
+  // The bodies of the racing writes, run by settle_race.
+  CreateUserResult create_user_once(const NewUser& user, TimeMs now);
+  OpenDirectResult open_direct_once(UserId self, UserId other, TimeMs now);
+  AppendResult append_message_once(const NewMessage& message, MessageId id, TimeMs now);
+  ChangeResult add_members_once(
+      UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now);
+  ChangeResult join_by_invite_once(
+      UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now);
   std::vector<UserId> member_ids(detail::Connection& db, ConversationId id);
   ReadResult move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read);
   // Appends one event to a conversation's log on the writer connection.
@@ -138,6 +177,7 @@ class PostgresStore final : public Store {
 
   Options options_;
   std::unique_ptr<detail::Connection> writer_;
+  bool job_open_ = false;  // between begin_job and end_job/rollback_job (writer thread only)
   std::mutex readers_mutex_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers_;
