@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -1594,6 +1595,57 @@ TEST_P(StoreConformance, RaceToAddTheSameMemberAddsThemOnce) {
   const auto conv = store().get_conversation(owner, g);
   ASSERT_TRUE(conv);
   EXPECT_EQ(conv->members.size(), 2U);
+}
+
+TEST_P(StoreConformance, WritersOfTwoNodesLockingConversationsInOppositeOrderDoNotDeadlock) {
+  // Goal: node A's batch appends to c1 then c2 while node B's appends to c2 then c1. Waiting for a
+  // conversation's row while holding another would deadlock (PostgreSQL then aborts one whole
+  // batch after deadlock_timeout). Both batches must commit every job, with gapless seqs.
+  SKIP_IF_SINGLE_WRITER();
+  const auto u = add_user("alice");
+  const auto v = add_user("bob");
+  const auto w = add_user("carl");
+  const auto c1 = direct(u, v);
+  const auto c2 = direct(u, w);
+  auto other = backend_->open();
+  Store& a = store();
+  a.begin_batch();
+  a.begin_job();
+  const auto a1 = a.append_message(chat::test::new_message(c1, u, "a1", "a1"), 7001, kT0);
+  a.end_job();
+  std::vector<AppendResult> b_results;
+  std::exception_ptr error;
+  std::atomic<bool> finished{false};
+  std::thread b_thread([&] {
+    try {
+      other->begin_batch();
+      for (const auto& [c, cmid, id] : {std::tuple{c2, "b1", 7101}, std::tuple{c1, "b2", 7102}}) {
+        other->begin_job();
+        b_results.push_back(other->append_message(chat::test::new_message(c, u, cmid, cmid), id, kT0));
+        other->end_job();
+      }
+      other->commit_batch();
+    } catch (...) {
+      error = std::current_exception();
+      other->rollback_job();
+      other->rollback_batch();
+    }
+    finished = true;
+  });
+  // B's second job waits for c1 (held by A): then A goes on to c2.
+  while (!finished && backend_->lock_waiters() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  a.begin_job();
+  const auto a2 = a.append_message(chat::test::new_message(c2, u, "a2", "a2"), 7002, kT0);
+  a.end_job();
+  a.commit_batch();
+  b_thread.join();
+  if (error) std::rethrow_exception(error);
+  ASSERT_EQ(b_results.size(), 2U);
+  for (const auto& r : {a1, a2, b_results[0], b_results[1]}) EXPECT_EQ(r.outcome, AppendOutcome::appended);
+  EXPECT_EQ(sorted({a1.message.seq, b_results[1].message.seq}), (Ids{1, 2}));
+  EXPECT_EQ(sorted({a2.message.seq, b_results[0].message.seq}), (Ids{1, 2}));
+  EXPECT_EQ(store().get_conversation(u, c1)->last_seq, 2);
+  EXPECT_EQ(store().get_conversation(u, c2)->last_seq, 2);
 }
 
 std::string backend_name(const ::testing::TestParamInfo<std::string>& info) {

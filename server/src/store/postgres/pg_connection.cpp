@@ -32,7 +32,8 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 //   deadlock (40001, 40P01), and any error after which libpq reports the connection gone;
 // - data corrupted (XX001, XX002): an operator must look;
 // - unique_violation (23505) is UniqueViolation, a StoreError that PostgresStore catches where two
-//   writers can race for the same key;
+//   writers can race for the same key, and lock_not_available (55P03) is LockBusy, which it
+//   catches around NOWAIT locks;
 // - everything else (other constraint violations, syntax, types) is a bug or a broken schema: StoreError.
 void throw_sqlstate(std::string_view sqlstate, bool connection_lost, const std::string& message) {
   if (sqlstate == "XX001" || sqlstate == "XX002") throw StoreCorrupt(message);
@@ -40,6 +41,7 @@ void throw_sqlstate(std::string_view sqlstate, bool connection_lost, const std::
       starts_with(sqlstate, "57P") || sqlstate == "40001" || sqlstate == "40P01")
     throw StoreUnavailable(message);
   if (sqlstate == "23505") throw UniqueViolation(message);
+  if (sqlstate == "55P03") throw LockBusy(message);
   throw StoreError(message);
 }
 

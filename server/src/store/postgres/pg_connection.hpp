@@ -107,6 +107,13 @@ class UniqueViolation final : public StoreError {
   using StoreError::StoreError;
 };
 
+// lock_not_available (55P03): a NOWAIT lock found the row held by another transaction
+// (PostgresStore::next_seq); PostgresStore splits the batch and retries the job.
+class LockBusy final : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 // Throws the store exception for a failed call: `result` (may be null) carries the SQLSTATE, the
 // connection's state tells a dropped connection. The message is copied before anything is freed.
 [[noreturn]] void throw_error(const pg_result* result, pg_conn* conn, std::string_view what);

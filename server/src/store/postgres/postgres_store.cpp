@@ -18,6 +18,7 @@ using detail::kInsertParticipant;
 using detail::kMemberIds;
 using detail::kMessageById;
 using detail::kNextSeq;
+using detail::kNextSeqNoWait;
 using detail::kUserExists;
 using detail::Param;
 using detail::read_message;
@@ -362,6 +363,7 @@ PostgresStore::ReadLease PostgresStore::lease() {
 
 void PostgresStore::begin_batch() {
   job_open_ = false;
+  jobs_done_ = 0;
   // A connection lost since the last batch (server restart, network) is replaced here, and only
   // here. PQstatus only learns of a loss when a call fails, so a failed BEGIN is retried once on a
   // new connection: nothing of the batch has run yet.
@@ -398,6 +400,29 @@ void PostgresStore::begin_job() {
 void PostgresStore::end_job() {
   job_open_ = false;
   writer_->exec_script(kRelease);
+  ++jobs_done_;
+}
+
+detail::Result PostgresStore::next_seq(ConversationId id, TimeMs now) {
+  // Wait for the row lock only while this transaction holds no other job's locks: a writer that
+  // waits while holding locks can deadlock with another node's writer doing the same in the other
+  // order (each batch locks its conversations in the order its jobs arrive).
+  const bool may_wait = !job_open_ || jobs_done_ == 0;
+  return writer_->exec(may_wait ? kNextSeq : kNextSeqNoWait, {id, now});
+}
+
+void PostgresStore::split_batch() {
+  // The job found a conversation locked by another writer while earlier jobs of this batch hold
+  // locks: undo the job, commit the earlier jobs (releasing every lock), and start a new
+  // transaction in which the job may wait. A failed COMMIT fails the whole batch, as commit_batch.
+  writer_->exec_script(kRollbackJob);
+  job_open_ = false;
+  const auto r = writer_->exec_script(kCommit);
+  if (r.command() != "COMMIT") throw StoreError("batch transaction was aborted; rolled back");
+  jobs_done_ = 0;
+  writer_->exec_script(kBegin);
+  writer_->exec_script(kSavepoint);
+  job_open_ = true;
 }
 
 void PostgresStore::rollback_job() noexcept {
@@ -535,7 +560,7 @@ AppendResult PostgresStore::append_message_once(const NewMessage& message, Messa
         target.seq <= member->joined_seq)
       return {AppendOutcome::bad_reply, {}, {}};
   }
-  const auto next = db.exec(kNextSeq, {message.conversation_id, now});
+  const auto next = next_seq(message.conversation_id, now);
   if (next.empty()) return {AppendOutcome::not_found, {}, {}};
   const Seq seq = next.int64(0, 0);
   db.exec(kInsertMessage, {id, message.conversation_id, seq, message.sender_id, message.client_msg_id,

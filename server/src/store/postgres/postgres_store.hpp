@@ -120,10 +120,15 @@ class PostgresStore final : public Store {
   ReadLease lease();
   void migrate();
 
-  // Runs `fn`, a check-then-insert write on the writer connection. If it loses a race for a unique
-  // key (detail::UniqueViolation), its work is rolled back (to the job's savepoint, or to one of
-  // its own inside a transaction without a job) and it runs again; the rerun sees the committed
-  // winner. A unique violation that persists after kRaceAttempts runs is a real bug: it propagates.
+  // Runs `fn`, one write on the writer connection, and settles what another node's writer can do
+  // to it:
+  // - it lost a race for a unique key (detail::UniqueViolation): its work is rolled back (to the
+  //   job's savepoint, or to one of its own inside a transaction without a job) and it runs again;
+  //   the rerun sees the committed winner;
+  // - it found a conversation locked by another writer while this batch holds earlier jobs' locks
+  //   (detail::LockBusy, from next_seq): split_batch() commits the earlier jobs and it runs again
+  //   in a fresh transaction, where it may wait.
+  // Still failing after kRaceAttempts runs is a real bug: the exception propagates.
   template <class Fn>
   auto settle_race(Fn&& fn) -> decltype(fn()) {
     for (int attempt = 1;; ++attempt) {
@@ -141,9 +146,15 @@ class PostgresStore final : public Store {
           writer_->exec_script("ROLLBACK TO SAVEPOINT race; RELEASE SAVEPOINT race");
         }
         // Outside any transaction (autocommit) the failed statement undid only itself.
+      } catch (const detail::LockBusy&) {
+        if (attempt >= kRaceAttempts || !job_open_) throw;
+        split_batch();
       }
     }
   }
+  // The next seq of a conversation, taking its row lock (see settle_race for when it may wait).
+  detail::Result next_seq(ConversationId id, TimeMs now);
+  void split_batch();
   static constexpr int kRaceAttempts = 3;
   // The bodies of the racing writes, run by settle_race.
   CreateUserResult create_user_once(const NewUser& user, TimeMs now);
@@ -151,6 +162,16 @@ class PostgresStore final : public Store {
   AppendResult append_message_once(const NewMessage& message, MessageId id, TimeMs now);
   ChangeResult add_members_once(
       UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now);
+  ChangeResult remove_member_once(
+      UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now);
+  ChangeResult rename_group_once(
+      UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now);
+  ChangeResult set_role_once(UserId actor,
+                             ConversationId id,
+                             UserId target,
+                             domain::MemberRole role,
+                             const NextId& next_id,
+                             TimeMs now);
   ChangeResult join_by_invite_once(
       UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now);
   std::vector<UserId> member_ids(detail::Connection& db, ConversationId id);
@@ -178,6 +199,7 @@ class PostgresStore final : public Store {
   Options options_;
   std::unique_ptr<detail::Connection> writer_;
   bool job_open_ = false;  // between begin_job and end_job/rollback_job (writer thread only)
+  int jobs_done_ = 0;      // jobs ended in the current transaction: it may hold their locks
   std::mutex readers_mutex_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers_;
