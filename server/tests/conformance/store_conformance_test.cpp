@@ -1597,6 +1597,28 @@ TEST_P(StoreConformance, RaceToAddTheSameMemberAddsThemOnce) {
   EXPECT_EQ(conv->members.size(), 2U);
 }
 
+TEST_P(StoreConformance, RaceToRotateOneRefreshTokenAnswersReused) {
+  // Goal: one refresh token presented on two nodes at once (a stolen copy racing the owner): one
+  // rotation wins, the other sees the token already rotated away, i.e. reuse, and the session is
+  // revoked, as when the two arrive one after the other. Never two live token pairs.
+  SKIP_IF_SINGLE_WRITER();
+  const auto u = add_user("alice");
+  add_session(u, "access-0", "refresh-0");
+  const auto request = [](const std::string& access, const std::string& refresh) {
+    return chat::test::rotate_request("refresh-0", access, kT0 + 3'600'000, refresh, kT0 + 86'400'000);
+  };
+  const auto [won, lost] = race_stores(
+      *backend_, store(),
+      [&](Store& s) { return s.rotate_refresh(request("access-1", "refresh-1"), kT0 + 1); },
+      [&](Store& s) { return s.rotate_refresh(request("access-2", "refresh-2"), kT0 + 1); });
+  EXPECT_EQ(won.outcome, RotateOutcome::rotated);
+  EXPECT_EQ(lost.outcome, RotateOutcome::reused);
+  // Reuse revoked the session: neither pair works.
+  EXPECT_FALSE(store().find_access("access-1", kT0 + 2));
+  EXPECT_FALSE(store().find_access("access-2", kT0 + 2));
+  EXPECT_EQ(rotate("refresh-2", "access-3", "refresh-3").outcome, RotateOutcome::not_found);
+}
+
 TEST_P(StoreConformance, WritersOfTwoNodesLockingConversationsInOppositeOrderDoNotDeadlock) {
   // Goal: node A's batch appends to c1 then c2 while node B's appends to c2 then c1. Waiting for a
   // conversation's row while holding another would deadlock (PostgreSQL then aborts one whole

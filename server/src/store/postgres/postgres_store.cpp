@@ -204,9 +204,11 @@ constexpr std::string_view kFindPrevRefresh =
 constexpr std::string_view kRetireRefresh =
     "INSERT INTO retired_refresh_tokens (hash, session_id) SELECT refresh_hash, id FROM sessions "
     "WHERE id = $1 ON CONFLICT DO NOTHING";
+// Only from the refresh token that was read: a concurrent rotation (another node) wins, and the
+// loser, rerun by settle_race, sees its token retired (reuse).
 constexpr std::string_view kRotate =
     "UPDATE sessions SET refresh_hash = $2, refresh_expires_at = $3, access_hash = $4, "
-    "access_expires_at = $5 WHERE id = $1";
+    "access_expires_at = $5 WHERE id = $1 AND refresh_hash = $6";
 constexpr std::string_view kRevoke =
     "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 constexpr std::string_view kListDevices =
@@ -464,6 +466,10 @@ SessionIds PostgresStore::create_session(const NewSession& session, TimeMs now) 
 }
 
 RotateResult PostgresStore::rotate_refresh(const RotateRequest& request, TimeMs now) {
+  return settle_race([&] { return rotate_refresh_once(request, now); });
+}
+
+RotateResult PostgresStore::rotate_refresh_once(const RotateRequest& request, TimeMs now) {
   Connection& db = *writer_;
   const auto found = db.exec(kFindRefresh, {Param::bytes(request.old_refresh_hash)});
   if (!found.empty()) {
@@ -472,8 +478,10 @@ RotateResult PostgresStore::rotate_refresh(const RotateRequest& request, TimeMs 
     const bool live = found.is_null(0, 4) && found.int64(0, 3) > now;
     if (!live) return {RotateOutcome::not_found, {}};
     db.exec(kRetireRefresh, {id});
-    db.exec(kRotate, {id, Param::bytes(request.refresh_hash), request.refresh_expires_at,
-                      Param::bytes(request.access_hash), request.access_expires_at});
+    const auto rotated = db.exec(kRotate, {id, Param::bytes(request.refresh_hash), request.refresh_expires_at,
+                                           Param::bytes(request.access_hash), request.access_expires_at,
+                                           Param::bytes(request.old_refresh_hash)});
+    if (rotated.affected() == 0) throw detail::UniqueViolation("rotate_refresh: rotated concurrently");
     db.exec(kTouchDevice, {id, now});
     return {RotateOutcome::rotated, auth};
   }

@@ -19,7 +19,8 @@ namespace chat::store::postgres {
 // transaction: the row lock orders writers of one conversation across nodes until they commit.
 // A dropped connection (server restart, network) fails the call in flight with StoreUnavailable
 // and is re-established on the next call.
-// Check-then-insert writes (create_user, open_direct, append_message, add_members, join_by_invite)
+// Check-then-insert writes (create_user, open_direct, append_message, add_members, join_by_invite,
+// and rotate_refresh, whose loser must see its refresh token as reused)
 // can race with the same write on another node: both checks find nothing, the second INSERT waits
 // for the first transaction and then fails with unique_violation. settle_race() rolls that one
 // job back to its savepoint and runs it again, now seeing the winner's row, so the loser answers
@@ -158,6 +159,7 @@ class PostgresStore final : public Store {
   static constexpr int kRaceAttempts = 3;
   // The bodies of the racing writes, run by settle_race.
   CreateUserResult create_user_once(const NewUser& user, TimeMs now);
+  RotateResult rotate_refresh_once(const RotateRequest& request, TimeMs now);
   OpenDirectResult open_direct_once(UserId self, UserId other, TimeMs now);
   AppendResult append_message_once(const NewMessage& message, MessageId id, TimeMs now);
   ChangeResult add_members_once(
