@@ -1670,6 +1670,58 @@ TEST_P(StoreConformance, WritersOfTwoNodesLockingConversationsInOppositeOrderDoN
   EXPECT_EQ(store().get_conversation(u, c2)->last_seq, 2);
 }
 
+TEST_P(StoreConformance, WritersRacingForTwoUniqueKeysInOppositeOrderBothComplete) {
+  // Goal: node A opens direct pairs K1 then K2 in one batch while node B opens K2 then K1. Each
+  // waits for the other's uncommitted key: a deadlock, which PostgreSQL breaks by failing one
+  // statement. The victim's job must be rerun (after releasing its batch's locks), not fail the
+  // batch: every open answers created or existing, one conversation per pair.
+  SKIP_IF_SINGLE_WRITER();
+  const auto u = add_user("alice");
+  const auto v = add_user("bob");
+  const auto w = add_user("carl");
+  const auto x = add_user("dora");
+  auto other = backend_->open();
+  Store& a = store();
+  a.begin_batch();
+  a.begin_job();
+  const auto a1 = a.open_direct(u, v, kT0);
+  a.end_job();
+  std::vector<OpenDirectResult> b_results;
+  std::exception_ptr error;
+  std::atomic<bool> finished{false};
+  std::thread b_thread([&] {
+    try {
+      other->begin_batch();
+      for (const auto& [p, q] : {std::pair{w, x}, std::pair{v, u}}) {
+        other->begin_job();
+        b_results.push_back(other->open_direct(p, q, kT0));
+        other->end_job();
+      }
+      other->commit_batch();
+    } catch (...) {
+      error = std::current_exception();
+      other->rollback_job();
+      other->rollback_batch();
+    }
+    finished = true;
+  });
+  while (!finished && backend_->lock_waiters() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  a.begin_job();
+  const auto a2 = a.open_direct(x, w, kT0);
+  a.end_job();
+  a.commit_batch();
+  b_thread.join();
+  if (error) std::rethrow_exception(error);
+  ASSERT_EQ(b_results.size(), 2U);
+  EXPECT_EQ(a1.conversation_id, b_results[1].conversation_id);
+  EXPECT_EQ(a2.conversation_id, b_results[0].conversation_id);
+  EXPECT_EQ(store().list_conversations(u).size(), 1U);
+  EXPECT_EQ(store().list_conversations(w).size(), 1U);
+  for (const auto& r : {a1, a2, b_results[0], b_results[1]}) {
+    EXPECT_TRUE(r.outcome == OpenDirectOutcome::created || r.outcome == OpenDirectOutcome::existing);
+  }
+}
+
 std::string backend_name(const ::testing::TestParamInfo<std::string>& info) {
   return info.param;
 }

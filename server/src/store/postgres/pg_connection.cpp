@@ -197,6 +197,7 @@ Result Connection::run(std::string_view sql, std::initializer_list<Param> params
 }
 
 Result Connection::run_once(std::string_view sql, std::initializer_list<Param> params, bool script) {
+  last_sqlstate_.clear();
   pg_result* raw = nullptr;
   if (script) {
     const std::string text(sql);
@@ -260,7 +261,11 @@ Result Connection::run_once(std::string_view sql, std::initializer_list<Param> p
   }
   Result result(raw);
   const auto status = PQresultStatus(raw);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_error(raw, conn_, sql.substr(0, 80));
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+    last_sqlstate_ = state != nullptr ? state : "";
+    throw_error(raw, conn_, sql.substr(0, 80));
+  }
   return result;
 }
 

@@ -86,6 +86,8 @@ class Connection {
   // True if a transaction (or a failed one) is open on this connection.
   bool in_transaction() const noexcept;
   pg_conn* handle() const noexcept { return conn_; }
+  // The SQLSTATE of the last statement that failed on the server ("" if the last one did not).
+  const std::string& last_sqlstate() const noexcept { return last_sqlstate_; }
 
  private:
   void connect();
@@ -97,6 +99,7 @@ class Connection {
   bool reconnect_ = true;
   pg_conn* conn_ = nullptr;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+  std::string last_sqlstate_;
 };
 
 // unique_violation (23505) on a live connection: a StoreError (a bug, if nobody handles it), thrown

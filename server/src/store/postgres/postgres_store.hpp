@@ -128,7 +128,9 @@ class PostgresStore final : public Store {
   //   the rerun sees the committed winner;
   // - it found a conversation locked by another writer while this batch holds earlier jobs' locks
   //   (detail::LockBusy, from next_seq): split_batch() commits the earlier jobs and it runs again
-  //   in a fresh transaction, where it may wait.
+  //   in a fresh transaction, where it may wait;
+  // - it was chosen as the victim of a deadlock (40P01, which PostgreSQL detects after
+  //   deadlock_timeout): it is undone, the batch split if earlier jobs hold locks, and rerun.
   // Still failing after kRaceAttempts runs is a real bug: the exception propagates.
   template <class Fn>
   auto settle_race(Fn&& fn) -> decltype(fn()) {
@@ -150,6 +152,16 @@ class PostgresStore final : public Store {
       } catch (const detail::LockBusy&) {
         if (attempt >= kRaceAttempts || !job_open_) throw;
         split_batch();
+      } catch (const StoreUnavailable&) {
+        // A deadlock this job was chosen to break (40P01; e.g. two nodes' batches inserting two
+        // unique keys in opposite order): give up this job's locks, and the earlier jobs' too by
+        // committing them, then run it again. Anything else unavailable fails the batch.
+        if (attempt >= kRaceAttempts || !job_open_ || writer_->last_sqlstate() != "40P01") throw;
+        if (jobs_done_ == 0) {
+          writer_->exec_script("ROLLBACK TO SAVEPOINT job");
+        } else {
+          split_batch();
+        }
       }
     }
   }
