@@ -7,11 +7,18 @@
 # The cluster listens on 127.0.0.1 only, with trust authentication for loopback: the `chatd` role
 # (CREATEDB, so each test can create its own database) and the `chatd` database. fsync stays on, as in
 # production, so the durability tests mean something. As root, the server runs as `postgres`.
+# CHATD_PG_PORT (default 55432) picks the port, and with it the data directory.
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PORT=${CHATD_PG_PORT:-55432}
-ROOT=/tmp/chatd-pg-$(id -u)
+# One data directory per port, so two clusters can run side by side (the cluster drills stop theirs
+# while the conformance suite uses the default one). The default port keeps its historical directory.
+if [[ $PORT == 55432 ]]; then
+  ROOT=/tmp/chatd-pg-$(id -u)
+else
+  ROOT=/tmp/chatd-pg-$(id -u)-$PORT
+fi
 DATA=$ROOT/data
 LOG=$ROOT/server.log
 DSN="postgresql://chatd@127.0.0.1:${PORT}/chatd"
@@ -66,10 +73,10 @@ EOF
   fi
   # pg_ctl -w waits for startup; wait for TCP too (what the tests use).
   for _ in $(seq 1 100); do
-    if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then break; fi
+    if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres; then break; fi
     sleep 0.1
   done
-  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" || {
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres || {
     echo "PostgreSQL on 127.0.0.1:$PORT does not accept connections" >&2
     exit 1
   }

@@ -28,6 +28,9 @@ class StoreBackend {
   virtual void set_schema_version(int version) = 0;
   // Cuts every connection the open store holds, as a server restart would. False: not applicable.
   virtual bool drop_connections() { return false; }
+  // Connections of the open stores waiting for a lock held by another transaction (a writer that
+  // blocked on another store's uncommitted row); -1: the backend has a single writer.
+  virtual int lock_waiters() { return -1; }
 };
 
 class SqliteBackend final : public StoreBackend {
@@ -83,12 +86,17 @@ class PostgresBackend final : public StoreBackend {
     admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name_ + "'");
     return true;
   }
+  int lock_waiters() override {
+    return std::stoi(run(dsn_, "SELECT count(*) FROM pg_stat_activity WHERE datname = '" + name_ +
+                                   "' AND wait_event_type = 'Lock'"));
+  }
   const std::string& conninfo() const { return conninfo_; }
 
  private:
   void admin(const std::string& sql) { run(dsn_, sql); }
 
-  static void run(const std::string& conninfo, const std::string& sql) {
+  // Runs `sql`; returns the first column of the first row, if any.
+  static std::string run(const std::string& conninfo, const std::string& sql) {
     PGconn* conn = PQconnectdb(conninfo.c_str());
     if (PQstatus(conn) != CONNECTION_OK) {
       const std::string error = PQerrorMessage(conn);
@@ -98,9 +106,12 @@ class PostgresBackend final : public StoreBackend {
     PGresult* r = PQexec(conn, sql.c_str());
     const auto status = PQresultStatus(r);
     const std::string error = PQresultErrorMessage(r);
+    std::string first;
+    if (status == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0) first = PQgetvalue(r, 0, 0);
     PQclear(r);
     PQfinish(conn);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw std::runtime_error(sql + ": " + error);
+    return first;
   }
 
   // The DSN's settings with another database, as a key=value conninfo string.

@@ -11,10 +11,16 @@
 #include "test_util.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <gtest/gtest.h>
 #include <memory>
 #include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -1476,6 +1482,293 @@ TEST_P(StoreConformance, DroppedConnectionsAreReestablished) {
   store().rollback_batch();
   EXPECT_FALSE(store().find_credentials("dora"));
   EXPECT_GT(add_user("dora"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Races between nodes: two stores on one database (PostgreSQL; SQLite has a single writer).
+// Store A runs a write and keeps its batch open; store B runs, in one batch, an unrelated job and
+// then the same write, which blocks on A's uncommitted row; once the database reports B waiting
+// for a lock, A commits. B's racing job must answer what a sequential run answers, and B's other
+// job must commit.
+
+struct RaceOutcome {
+  UserId bystander = 0;  // B's unrelated job, in the same batch as the racing one
+};
+
+int race_bystanders = 0;  // one per race_stores call: names must differ across instantiations
+
+template <class First, class Race>
+auto race_stores(chat::test::StoreBackend& backend, Store& a, First first, Race race) {
+  auto b = backend.open();
+  a.begin_batch();
+  a.begin_job();
+  auto first_result = first(a);
+  a.end_job();
+  std::optional<decltype(race(*b))> race_result;
+  RaceOutcome outcome;
+  std::exception_ptr error;
+  std::atomic<bool> finished{false};
+  const auto name = cat("bystander", std::to_string(++race_bystanders));
+  std::thread other([&] {
+    try {
+      b->begin_batch();
+      b->begin_job();
+      outcome.bystander =
+          b->create_user(chat::test::new_user(name, cat(name, "@example.com"), "h", ""), kT0).user.id;
+      b->end_job();
+      b->begin_job();
+      race_result = race(*b);
+      b->end_job();
+      b->commit_batch();
+    } catch (...) {
+      error = std::current_exception();
+      b->rollback_job();
+      b->rollback_batch();
+    }
+    finished = true;
+  });
+  // Wait (without a deadline that could fail a slow run) until B blocks on A's row, or is done.
+  while (!finished && backend.lock_waiters() < 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  a.commit_batch();
+  other.join();
+  if (error) std::rethrow_exception(error);
+  EXPECT_GT(outcome.bystander, 0);
+  EXPECT_TRUE(a.find_user(outcome.bystander)) << "the loser's other job was lost";
+  return std::make_pair(std::move(first_result), std::move(*race_result));
+}
+
+#define SKIP_IF_SINGLE_WRITER()                                  \
+  if (backend_->lock_waiters() < 0) {                            \
+    GTEST_SKIP() << "one writer: check-then-insert cannot race"; \
+  }
+
+TEST_P(StoreConformance, RaceForAUsernameOrEmailAnswersTaken) {
+  // Goal: the same username (or email) registered on two nodes at once: one is created, the other
+  // gets username_taken (email_taken), as if they had run one after the other.
+  SKIP_IF_SINGLE_WRITER();
+  const auto [won, lost] = race_stores(
+      *backend_, store(),
+      [](Store& s) { return s.create_user(chat::test::new_user("alice", "alice@a.example", "h", ""), kT0); },
+      [](Store& s) { return s.create_user(chat::test::new_user("ALICE", "other@a.example", "h", ""), kT0); });
+  EXPECT_EQ(won.outcome, CreateUserOutcome::created);
+  EXPECT_EQ(lost.outcome, CreateUserOutcome::username_taken);
+  const auto [won2, lost2] = race_stores(
+      *backend_, store(),
+      [](Store& s) { return s.create_user(chat::test::new_user("bob", "bob@b.example", "h", ""), kT0); },
+      [](Store& s) { return s.create_user(chat::test::new_user("bobby", "BOB@b.example", "h", ""), kT0); });
+  EXPECT_EQ(won2.outcome, CreateUserOutcome::created);
+  EXPECT_EQ(lost2.outcome, CreateUserOutcome::email_taken);
+  EXPECT_EQ(store().search_users("bob", 10).size(), 1U);
+}
+
+TEST_P(StoreConformance, RaceForAClientMsgIdAnswersTheOriginal) {
+  // Goal: a send retried on another node while the first attempt is still committing stores one
+  // message; the retry gets the original (same id and seq), and the log has no gap.
+  SKIP_IF_SINGLE_WRITER();
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto c = direct(a, b);
+  const auto [won, lost] = race_stores(
+      *backend_, store(),
+      [&](Store& s) { return s.append_message(chat::test::new_message(c, a, "m1", "hi"), 5001, kT0); },
+      [&](Store& s) { return s.append_message(chat::test::new_message(c, a, "m1", "hi"), 5002, kT0); });
+  EXPECT_EQ(won.outcome, AppendOutcome::appended);
+  EXPECT_EQ(lost.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(lost.message.id, 5001);
+  EXPECT_EQ(lost.message.seq, won.message.seq);
+  const auto conv = store().get_conversation(a, c);
+  ASSERT_TRUE(conv);
+  EXPECT_EQ(conv->last_seq, 1);
+  EXPECT_EQ(append(c, b, "m2").message.seq, 2);
+}
+
+TEST_P(StoreConformance, RaceForADirectPairAnswersTheExistingConversation) {
+  // Goal: both users open their direct conversation at once on two nodes: one conversation.
+  SKIP_IF_SINGLE_WRITER();
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto [won, lost] = race_stores(
+      *backend_, store(), [&](Store& s) { return s.open_direct(a, b, kT0); },
+      [&](Store& s) { return s.open_direct(b, a, kT0); });
+  EXPECT_EQ(won.outcome, OpenDirectOutcome::created);
+  EXPECT_EQ(lost.outcome, OpenDirectOutcome::existing);
+  EXPECT_EQ(lost.conversation_id, won.conversation_id);
+  EXPECT_EQ(store().list_conversations(a).size(), 1U);
+  EXPECT_EQ(store().list_conversations(b).size(), 1U);
+}
+
+TEST_P(StoreConformance, RaceToJoinByInviteAnswersAlreadyAMember) {
+  // Goal: the same invite joined twice at once (two tabs, two nodes): one member_joined event;
+  // the other join is "already a member" (ok, no event), as a second join in sequence.
+  SKIP_IF_SINGLE_WRITER();
+  const auto owner = add_user("owner");
+  const auto u = add_user("user");
+  const auto g = group(owner, {}).conversation_id;
+  ASSERT_EQ(invite(owner, g, "code-1").outcome, InviteOutcome::ok);
+  std::int64_t next = 9000;
+  const NextId id_a = [&next] { return ++next; };
+  std::int64_t next_b = 9500;
+  const NextId id_b = [&next_b] { return ++next_b; };
+  const auto [won, lost] = race_stores(
+      *backend_, store(), [&](Store& s) { return s.join_by_invite(u, g, "code-1", id_a, kT0); },
+      [&](Store& s) { return s.join_by_invite(u, g, "code-1", id_b, kT0); });
+  EXPECT_EQ(won.outcome, ChangeOutcome::ok);
+  EXPECT_EQ(types(won.events), std::vector<std::string>{"member_joined"});
+  EXPECT_EQ(lost.outcome, ChangeOutcome::ok);
+  EXPECT_TRUE(lost.events.empty());
+  const auto conv = store().get_conversation(owner, g);
+  ASSERT_TRUE(conv);
+  EXPECT_EQ(conv->members.size(), 2U);
+  EXPECT_EQ(conv->last_seq, won.events.front().seq);
+}
+
+TEST_P(StoreConformance, RaceToAddTheSameMemberAddsThemOnce) {
+  // Goal: two admins add the same user at once on two nodes: one member_added event, the other
+  // add finds them a member already (ok, no event).
+  SKIP_IF_SINGLE_WRITER();
+  const auto owner = add_user("owner");
+  const auto u = add_user("user");
+  const auto g = group(owner, {}).conversation_id;
+  std::int64_t next = 9000;
+  const NextId id_a = [&next] { return ++next; };
+  std::int64_t next_b = 9500;
+  const NextId id_b = [&next_b] { return ++next_b; };
+  const auto [won, lost] = race_stores(
+      *backend_, store(), [&](Store& s) { return s.add_members(owner, g, {u}, id_a, kT0); },
+      [&](Store& s) { return s.add_members(owner, g, {u}, id_b, kT0); });
+  EXPECT_EQ(types(won.events), std::vector<std::string>{"member_added"});
+  EXPECT_EQ(lost.outcome, ChangeOutcome::ok);
+  EXPECT_TRUE(lost.events.empty());
+  const auto conv = store().get_conversation(owner, g);
+  ASSERT_TRUE(conv);
+  EXPECT_EQ(conv->members.size(), 2U);
+}
+
+TEST_P(StoreConformance, RaceToRotateOneRefreshTokenAnswersReused) {
+  // Goal: one refresh token presented on two nodes at once (a stolen copy racing the owner): one
+  // rotation wins, the other sees the token already rotated away, i.e. reuse, and the session is
+  // revoked, as when the two arrive one after the other. Never two live token pairs.
+  SKIP_IF_SINGLE_WRITER();
+  const auto u = add_user("alice");
+  add_session(u, "access-0", "refresh-0");
+  const auto request = [](const std::string& access, const std::string& refresh) {
+    return chat::test::rotate_request("refresh-0", access, kT0 + 3'600'000, refresh, kT0 + 86'400'000);
+  };
+  const auto [won, lost] = race_stores(
+      *backend_, store(),
+      [&](Store& s) { return s.rotate_refresh(request("access-1", "refresh-1"), kT0 + 1); },
+      [&](Store& s) { return s.rotate_refresh(request("access-2", "refresh-2"), kT0 + 1); });
+  EXPECT_EQ(won.outcome, RotateOutcome::rotated);
+  EXPECT_EQ(lost.outcome, RotateOutcome::reused);
+  // Reuse revoked the session: neither pair works.
+  EXPECT_FALSE(store().find_access("access-1", kT0 + 2));
+  EXPECT_FALSE(store().find_access("access-2", kT0 + 2));
+  EXPECT_EQ(rotate("refresh-2", "access-3", "refresh-3").outcome, RotateOutcome::not_found);
+}
+
+TEST_P(StoreConformance, WritersOfTwoNodesLockingConversationsInOppositeOrderDoNotDeadlock) {
+  // Goal: node A's batch appends to c1 then c2 while node B's appends to c2 then c1. Waiting for a
+  // conversation's row while holding another would deadlock (PostgreSQL then aborts one whole
+  // batch after deadlock_timeout). Both batches must commit every job, with gapless seqs.
+  SKIP_IF_SINGLE_WRITER();
+  const auto u = add_user("alice");
+  const auto v = add_user("bob");
+  const auto w = add_user("carl");
+  const auto c1 = direct(u, v);
+  const auto c2 = direct(u, w);
+  auto other = backend_->open();
+  Store& a = store();
+  a.begin_batch();
+  a.begin_job();
+  const auto a1 = a.append_message(chat::test::new_message(c1, u, "a1", "a1"), 7001, kT0);
+  a.end_job();
+  std::vector<AppendResult> b_results;
+  std::exception_ptr error;
+  std::atomic<bool> finished{false};
+  std::thread b_thread([&] {
+    try {
+      other->begin_batch();
+      for (const auto& [c, cmid, id] : {std::tuple{c2, "b1", 7101}, std::tuple{c1, "b2", 7102}}) {
+        other->begin_job();
+        b_results.push_back(other->append_message(chat::test::new_message(c, u, cmid, cmid), id, kT0));
+        other->end_job();
+      }
+      other->commit_batch();
+    } catch (...) {
+      error = std::current_exception();
+      other->rollback_job();
+      other->rollback_batch();
+    }
+    finished = true;
+  });
+  // B's second job waits for c1 (held by A): then A goes on to c2.
+  while (!finished && backend_->lock_waiters() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  a.begin_job();
+  const auto a2 = a.append_message(chat::test::new_message(c2, u, "a2", "a2"), 7002, kT0);
+  a.end_job();
+  a.commit_batch();
+  b_thread.join();
+  if (error) std::rethrow_exception(error);
+  ASSERT_EQ(b_results.size(), 2U);
+  for (const auto& r : {a1, a2, b_results[0], b_results[1]}) EXPECT_EQ(r.outcome, AppendOutcome::appended);
+  EXPECT_EQ(sorted({a1.message.seq, b_results[1].message.seq}), (Ids{1, 2}));
+  EXPECT_EQ(sorted({a2.message.seq, b_results[0].message.seq}), (Ids{1, 2}));
+  EXPECT_EQ(store().get_conversation(u, c1)->last_seq, 2);
+  EXPECT_EQ(store().get_conversation(u, c2)->last_seq, 2);
+}
+
+TEST_P(StoreConformance, WritersRacingForTwoUniqueKeysInOppositeOrderBothComplete) {
+  // Goal: node A opens direct pairs K1 then K2 in one batch while node B opens K2 then K1. Each
+  // waits for the other's uncommitted key: a deadlock, which PostgreSQL breaks by failing one
+  // statement. The victim's job must be rerun (after releasing its batch's locks), not fail the
+  // batch: every open answers created or existing, one conversation per pair.
+  SKIP_IF_SINGLE_WRITER();
+  const auto u = add_user("alice");
+  const auto v = add_user("bob");
+  const auto w = add_user("carl");
+  const auto x = add_user("dora");
+  auto other = backend_->open();
+  Store& a = store();
+  a.begin_batch();
+  a.begin_job();
+  const auto a1 = a.open_direct(u, v, kT0);
+  a.end_job();
+  std::vector<OpenDirectResult> b_results;
+  std::exception_ptr error;
+  std::atomic<bool> finished{false};
+  std::thread b_thread([&] {
+    try {
+      other->begin_batch();
+      for (const auto& [p, q] : {std::pair{w, x}, std::pair{v, u}}) {
+        other->begin_job();
+        b_results.push_back(other->open_direct(p, q, kT0));
+        other->end_job();
+      }
+      other->commit_batch();
+    } catch (...) {
+      error = std::current_exception();
+      other->rollback_job();
+      other->rollback_batch();
+    }
+    finished = true;
+  });
+  while (!finished && backend_->lock_waiters() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  a.begin_job();
+  const auto a2 = a.open_direct(x, w, kT0);
+  a.end_job();
+  a.commit_batch();
+  b_thread.join();
+  if (error) std::rethrow_exception(error);
+  ASSERT_EQ(b_results.size(), 2U);
+  EXPECT_EQ(a1.conversation_id, b_results[1].conversation_id);
+  EXPECT_EQ(a2.conversation_id, b_results[0].conversation_id);
+  EXPECT_EQ(store().list_conversations(u).size(), 1U);
+  EXPECT_EQ(store().list_conversations(w).size(), 1U);
+  for (const auto& r : {a1, a2, b_results[0], b_results[1]}) {
+    EXPECT_TRUE(r.outcome == OpenDirectOutcome::created || r.outcome == OpenDirectOutcome::existing);
+  }
 }
 
 std::string backend_name(const ::testing::TestParamInfo<std::string>& info) {

@@ -31,12 +31,17 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 //   connections), operator intervention (57P: shutdown, crash recovery), serialization failure and
 //   deadlock (40001, 40P01), and any error after which libpq reports the connection gone;
 // - data corrupted (XX001, XX002): an operator must look;
-// - everything else (constraint violations, syntax, types) is a bug or a broken schema: StoreError.
+// - unique_violation (23505) is UniqueViolation, a StoreError that PostgresStore catches where two
+//   writers can race for the same key, and lock_not_available (55P03) is LockBusy, which it
+//   catches around NOWAIT locks;
+// - everything else (other constraint violations, syntax, types) is a bug or a broken schema: StoreError.
 void throw_sqlstate(std::string_view sqlstate, bool connection_lost, const std::string& message) {
   if (sqlstate == "XX001" || sqlstate == "XX002") throw StoreCorrupt(message);
   if (connection_lost || starts_with(sqlstate, "08") || starts_with(sqlstate, "53") ||
       starts_with(sqlstate, "57P") || sqlstate == "40001" || sqlstate == "40P01")
     throw StoreUnavailable(message);
+  if (sqlstate == "23505") throw UniqueViolation(message);
+  if (sqlstate == "55P03") throw LockBusy(message);
   throw StoreError(message);
 }
 
@@ -192,6 +197,7 @@ Result Connection::run(std::string_view sql, std::initializer_list<Param> params
 }
 
 Result Connection::run_once(std::string_view sql, std::initializer_list<Param> params, bool script) {
+  last_sqlstate_.clear();
   pg_result* raw = nullptr;
   if (script) {
     const std::string text(sql);
@@ -255,7 +261,11 @@ Result Connection::run_once(std::string_view sql, std::initializer_list<Param> p
   }
   Result result(raw);
   const auto status = PQresultStatus(raw);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_error(raw, conn_, sql.substr(0, 80));
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+    last_sqlstate_ = state != nullptr ? state : "";
+    throw_error(raw, conn_, sql.substr(0, 80));
+  }
   return result;
 }
 

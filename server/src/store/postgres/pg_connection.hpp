@@ -1,5 +1,7 @@
 #pragma once
 
+#include "store/errors.hpp"
+
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -84,6 +86,8 @@ class Connection {
   // True if a transaction (or a failed one) is open on this connection.
   bool in_transaction() const noexcept;
   pg_conn* handle() const noexcept { return conn_; }
+  // The SQLSTATE of the last statement that failed on the server ("" if the last one did not).
+  const std::string& last_sqlstate() const noexcept { return last_sqlstate_; }
 
  private:
   void connect();
@@ -95,6 +99,22 @@ class Connection {
   bool reconnect_ = true;
   pg_conn* conn_ = nullptr;
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+  std::string last_sqlstate_;
+};
+
+// unique_violation (23505) on a live connection: a StoreError (a bug, if nobody handles it), thrown
+// as its own type so that a check-then-insert write can tell "another node inserted the same key
+// first" and settle the race (PostgresStore::settle_race).
+class UniqueViolation final : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
+// lock_not_available (55P03): a NOWAIT lock found the row held by another transaction
+// (PostgresStore::next_seq); PostgresStore splits the batch and retries the job.
+class LockBusy final : public StoreError {
+ public:
+  using StoreError::StoreError;
 };
 
 // Throws the store exception for a failed call: `result` (may be null) carries the SQLSTATE, the

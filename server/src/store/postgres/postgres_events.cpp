@@ -22,7 +22,6 @@ using detail::kInsertParticipant;
 using detail::kMemberIds;
 using detail::kMembership;
 using detail::kMessageById;
-using detail::kNextSeq;
 using detail::kUserExists;
 using detail::Membership;
 using detail::read_message;
@@ -181,7 +180,7 @@ domain::Message PostgresStore::append_event(ConversationId id,
                                             MessageId event_id,
                                             TimeMs now) {
   Connection& db = *writer_;
-  const auto next = db.exec(kNextSeq, {id, now});
+  const auto next = next_seq(id, now);
   if (next.empty()) throw StoreError("append_event: conversation vanished");
   const Seq seq = next.int64(0, 0);
   db.exec(kInsertEvent, {event_id, id, seq, sender, type, body, ref_id, data, now});
@@ -221,6 +220,11 @@ ChangeResult PostgresStore::create_group(const NewGroup& group, const NextId& ne
 
 ChangeResult PostgresStore::add_members(
     UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now) {
+  return settle_race([&] { return add_members_once(actor, id, users, next_id, now); });
+}
+
+ChangeResult PostgresStore::add_members_once(
+    UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now) {
   Connection& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/true);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -245,7 +249,7 @@ ChangeResult PostgresStore::add_members(
   return r;
 }
 
-ChangeResult PostgresStore::remove_member(
+ChangeResult PostgresStore::remove_member_once(
     UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now) {
   Connection& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/false);
@@ -284,7 +288,7 @@ ChangeResult PostgresStore::remove_member(
   return r;
 }
 
-ChangeResult PostgresStore::rename_group(
+ChangeResult PostgresStore::rename_group_once(
     UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now) {
   Connection& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/true);
@@ -298,12 +302,12 @@ ChangeResult PostgresStore::rename_group(
   return r;
 }
 
-ChangeResult PostgresStore::set_role(UserId actor,
-                                     ConversationId id,
-                                     UserId target,
-                                     domain::MemberRole role,
-                                     const NextId& next_id,
-                                     TimeMs now) {
+ChangeResult PostgresStore::set_role_once(UserId actor,
+                                          ConversationId id,
+                                          UserId target,
+                                          domain::MemberRole role,
+                                          const NextId& next_id,
+                                          TimeMs now) {
   Connection& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/false);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -325,6 +329,11 @@ ChangeResult PostgresStore::set_role(UserId actor,
 }
 
 ChangeResult PostgresStore::join_by_invite(
+    UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) {
+  return settle_race([&] { return join_by_invite_once(user, id, code, next_id, now); });
+}
+
+ChangeResult PostgresStore::join_by_invite_once(
     UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) {
   Connection& db = *writer_;
   if (db.exec(kFindInvite, {code, id}).empty()) return outcome(ChangeOutcome::not_found);
@@ -418,19 +427,39 @@ ChangeResult PostgresStore::change_message(UserId actor,
 
 ChangeResult PostgresStore::edit_message(
     UserId actor, MessageId message, const std::string& body, const NextId& next_id, TimeMs now) {
-  return change_message(actor, message, next_id, now, "edit", body, true);
+  return settle_race([&] { return change_message(actor, message, next_id, now, "edit", body, true); });
 }
 
 ChangeResult PostgresStore::delete_message(UserId actor,
                                            MessageId message,
                                            const NextId& next_id,
                                            TimeMs now) {
-  return change_message(actor, message, next_id, now, "delete", std::string(), true);
+  return settle_race(
+      [&] { return change_message(actor, message, next_id, now, "delete", std::string(), true); });
 }
 
 ChangeResult PostgresStore::react(
     UserId actor, MessageId message, const std::string& emoji, bool on, const NextId& next_id, TimeMs now) {
-  return change_message(actor, message, next_id, now, "reaction", emoji, on);
+  return settle_race([&] { return change_message(actor, message, next_id, now, "reaction", emoji, on); });
+}
+
+ChangeResult PostgresStore::remove_member(
+    UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now) {
+  return settle_race([&] { return remove_member_once(actor, id, target, next_id, now); });
+}
+
+ChangeResult PostgresStore::rename_group(
+    UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now) {
+  return settle_race([&] { return rename_group_once(actor, id, name, next_id, now); });
+}
+
+ChangeResult PostgresStore::set_role(UserId actor,
+                                     ConversationId id,
+                                     UserId target,
+                                     domain::MemberRole role,
+                                     const NextId& next_id,
+                                     TimeMs now) {
+  return settle_race([&] { return set_role_once(actor, id, target, role, next_id, now); });
 }
 
 InviteResult PostgresStore::list_invites(UserId actor, ConversationId id) {

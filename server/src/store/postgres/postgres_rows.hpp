@@ -26,6 +26,12 @@ inline constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = 
 inline constexpr std::string_view kNextSeq =
     "UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = $2 WHERE id = $1 "
     "RETURNING last_seq";
+// The same, for a writer that must not wait: fails with lock_not_available (55P03) if another
+// transaction holds the row.
+inline constexpr std::string_view kNextSeqNoWait =
+    "WITH locked AS (SELECT id FROM conversations WHERE id = $1 FOR UPDATE NOWAIT) "
+    "UPDATE conversations c SET last_seq = c.last_seq + 1, last_activity_at = $2 FROM locked "
+    "WHERE c.id = locked.id RETURNING c.last_seq";
 inline constexpr std::string_view kMessageById =
     "SELECT " CHATD_PG_MESSAGE_COLUMNS " FROM messages WHERE id = $1";
 

@@ -18,6 +18,7 @@ using detail::kInsertParticipant;
 using detail::kMemberIds;
 using detail::kMessageById;
 using detail::kNextSeq;
+using detail::kNextSeqNoWait;
 using detail::kUserExists;
 using detail::Param;
 using detail::read_message;
@@ -203,9 +204,11 @@ constexpr std::string_view kFindPrevRefresh =
 constexpr std::string_view kRetireRefresh =
     "INSERT INTO retired_refresh_tokens (hash, session_id) SELECT refresh_hash, id FROM sessions "
     "WHERE id = $1 ON CONFLICT DO NOTHING";
+// Only from the refresh token that was read: a concurrent rotation (another node) wins, and the
+// loser, rerun by settle_race, sees its token retired (reuse).
 constexpr std::string_view kRotate =
     "UPDATE sessions SET refresh_hash = $2, refresh_expires_at = $3, access_hash = $4, "
-    "access_expires_at = $5 WHERE id = $1";
+    "access_expires_at = $5 WHERE id = $1 AND refresh_hash = $6";
 constexpr std::string_view kRevoke =
     "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 constexpr std::string_view kListDevices =
@@ -361,6 +364,8 @@ PostgresStore::ReadLease PostgresStore::lease() {
 }
 
 void PostgresStore::begin_batch() {
+  job_open_ = false;
+  jobs_done_ = 0;
   // A connection lost since the last batch (server restart, network) is replaced here, and only
   // here. PQstatus only learns of a loss when a call fails, so a failed BEGIN is retried once on a
   // new connection: nothing of the batch has run yet.
@@ -381,6 +386,7 @@ void PostgresStore::commit_batch() {
 }
 
 void PostgresStore::rollback_batch() noexcept {
+  job_open_ = false;
   try {
     if (writer_->in_transaction()) writer_->exec_script(kRollback);
   } catch (const StoreError&) {
@@ -390,13 +396,39 @@ void PostgresStore::rollback_batch() noexcept {
 
 void PostgresStore::begin_job() {
   writer_->exec_script(kSavepoint);
+  job_open_ = true;
 }
 
 void PostgresStore::end_job() {
+  job_open_ = false;
   writer_->exec_script(kRelease);
+  ++jobs_done_;
+}
+
+detail::Result PostgresStore::next_seq(ConversationId id, TimeMs now) {
+  // Wait for the row lock only while this transaction holds no other job's locks: a writer that
+  // waits while holding locks can deadlock with another node's writer doing the same in the other
+  // order (each batch locks its conversations in the order its jobs arrive).
+  const bool may_wait = !job_open_ || jobs_done_ == 0;
+  return writer_->exec(may_wait ? kNextSeq : kNextSeqNoWait, {id, now});
+}
+
+void PostgresStore::split_batch() {
+  // The job found a conversation locked by another writer while earlier jobs of this batch hold
+  // locks: undo the job, commit the earlier jobs (releasing every lock), and start a new
+  // transaction in which the job may wait. A failed COMMIT fails the whole batch, as commit_batch.
+  writer_->exec_script(kRollbackJob);
+  job_open_ = false;
+  const auto r = writer_->exec_script(kCommit);
+  if (r.command() != "COMMIT") throw StoreError("batch transaction was aborted; rolled back");
+  jobs_done_ = 0;
+  writer_->exec_script(kBegin);
+  writer_->exec_script(kSavepoint);
+  job_open_ = true;
 }
 
 void PostgresStore::rollback_job() noexcept {
+  job_open_ = false;
   try {
     writer_->exec_script(kRollbackJob);
   } catch (const StoreError&) {
@@ -405,6 +437,10 @@ void PostgresStore::rollback_job() noexcept {
 }
 
 CreateUserResult PostgresStore::create_user(const NewUser& user, TimeMs now) {
+  return settle_race([&] { return create_user_once(user, now); });
+}
+
+CreateUserResult PostgresStore::create_user_once(const NewUser& user, TimeMs now) {
   Connection& db = *writer_;
   const auto username_folded = domain::fold_case(user.username);
   const auto email_folded = domain::fold_case(user.email);
@@ -430,6 +466,10 @@ SessionIds PostgresStore::create_session(const NewSession& session, TimeMs now) 
 }
 
 RotateResult PostgresStore::rotate_refresh(const RotateRequest& request, TimeMs now) {
+  return settle_race([&] { return rotate_refresh_once(request, now); });
+}
+
+RotateResult PostgresStore::rotate_refresh_once(const RotateRequest& request, TimeMs now) {
   Connection& db = *writer_;
   const auto found = db.exec(kFindRefresh, {Param::bytes(request.old_refresh_hash)});
   if (!found.empty()) {
@@ -438,8 +478,10 @@ RotateResult PostgresStore::rotate_refresh(const RotateRequest& request, TimeMs 
     const bool live = found.is_null(0, 4) && found.int64(0, 3) > now;
     if (!live) return {RotateOutcome::not_found, {}};
     db.exec(kRetireRefresh, {id});
-    db.exec(kRotate, {id, Param::bytes(request.refresh_hash), request.refresh_expires_at,
-                      Param::bytes(request.access_hash), request.access_expires_at});
+    const auto rotated = db.exec(kRotate, {id, Param::bytes(request.refresh_hash), request.refresh_expires_at,
+                                           Param::bytes(request.access_hash), request.access_expires_at,
+                                           Param::bytes(request.old_refresh_hash)});
+    if (rotated.affected() == 0) throw detail::UniqueViolation("rotate_refresh: rotated concurrently");
     db.exec(kTouchDevice, {id, now});
     return {RotateOutcome::rotated, auth};
   }
@@ -490,6 +532,10 @@ void PostgresStore::set_last_seen(UserId user, TimeMs when) {
 }
 
 OpenDirectResult PostgresStore::open_direct(UserId self, UserId other, TimeMs now) {
+  return settle_race([&] { return open_direct_once(self, other, now); });
+}
+
+OpenDirectResult PostgresStore::open_direct_once(UserId self, UserId other, TimeMs now) {
   Connection& db = *writer_;
   if (db.exec(kUserExists, {other}).empty()) return {OpenDirectOutcome::user_not_found, 0};
   const std::string key = std::to_string(std::min(self, other)) + ":" + std::to_string(std::max(self, other));
@@ -502,6 +548,10 @@ OpenDirectResult PostgresStore::open_direct(UserId self, UserId other, TimeMs no
 }
 
 AppendResult PostgresStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
+  return settle_race([&] { return append_message_once(message, id, now); });
+}
+
+AppendResult PostgresStore::append_message_once(const NewMessage& message, MessageId id, TimeMs now) {
   Connection& db = *writer_;
   if (const auto r = db.exec(kFindByClientId, {message.sender_id, message.client_msg_id}); !r.empty()) {
     auto original = read_message(r, 0);
@@ -518,7 +568,7 @@ AppendResult PostgresStore::append_message(const NewMessage& message, MessageId 
         target.seq <= member->joined_seq)
       return {AppendOutcome::bad_reply, {}, {}};
   }
-  const auto next = db.exec(kNextSeq, {message.conversation_id, now});
+  const auto next = next_seq(message.conversation_id, now);
   if (next.empty()) return {AppendOutcome::not_found, {}, {}};
   const Seq seq = next.int64(0, 0);
   db.exec(kInsertMessage, {id, message.conversation_id, seq, message.sender_id, message.client_msg_id,

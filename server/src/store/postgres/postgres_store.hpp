@@ -19,6 +19,12 @@ namespace chat::store::postgres {
 // transaction: the row lock orders writers of one conversation across nodes until they commit.
 // A dropped connection (server restart, network) fails the call in flight with StoreUnavailable
 // and is re-established on the next call.
+// Check-then-insert writes (create_user, open_direct, append_message, add_members, join_by_invite,
+// and rotate_refresh, whose loser must see its refresh token as reused)
+// can race with the same write on another node: both checks find nothing, the second INSERT waits
+// for the first transaction and then fails with unique_violation. settle_race() rolls that one
+// job back to its savepoint and runs it again, now seeing the winner's row, so the loser answers
+// exactly what a sequential run gives and the rest of its batch is untouched.
 class PostgresStore final : public Store {
  public:
   struct Options {
@@ -114,6 +120,74 @@ class PostgresStore final : public Store {
   };
   ReadLease lease();
   void migrate();
+
+  // Runs `fn`, one write on the writer connection, and settles what another node's writer can do
+  // to it:
+  // - it lost a race for a unique key (detail::UniqueViolation): its work is rolled back (to the
+  //   job's savepoint, or to one of its own inside a transaction without a job) and it runs again;
+  //   the rerun sees the committed winner;
+  // - it found a conversation locked by another writer while this batch holds earlier jobs' locks
+  //   (detail::LockBusy, from next_seq): split_batch() commits the earlier jobs and it runs again
+  //   in a fresh transaction, where it may wait;
+  // - it was chosen as the victim of a deadlock (40P01, which PostgreSQL detects after
+  //   deadlock_timeout): it is undone, the batch split if earlier jobs hold locks, and rerun.
+  // Still failing after kRaceAttempts runs is a real bug: the exception propagates.
+  template <class Fn>
+  auto settle_race(Fn&& fn) -> decltype(fn()) {
+    for (int attempt = 1;; ++attempt) {
+      const bool own = !job_open_ && writer_->in_transaction();
+      if (own) writer_->exec_script("SAVEPOINT race");
+      try {
+        auto result = fn();
+        if (own) writer_->exec_script("RELEASE SAVEPOINT race");
+        return result;
+      } catch (const detail::UniqueViolation&) {
+        if (attempt >= kRaceAttempts) throw;
+        if (job_open_) {
+          writer_->exec_script("ROLLBACK TO SAVEPOINT job");  // keeps the savepoint for end_job
+        } else if (own) {
+          writer_->exec_script("ROLLBACK TO SAVEPOINT race; RELEASE SAVEPOINT race");
+        }
+        // Outside any transaction (autocommit) the failed statement undid only itself.
+      } catch (const detail::LockBusy&) {
+        if (attempt >= kRaceAttempts || !job_open_) throw;
+        split_batch();
+      } catch (const StoreUnavailable&) {
+        // A deadlock this job was chosen to break (40P01; e.g. two nodes' batches inserting two
+        // unique keys in opposite order): give up this job's locks, and the earlier jobs' too by
+        // committing them, then run it again. Anything else unavailable fails the batch.
+        if (attempt >= kRaceAttempts || !job_open_ || writer_->last_sqlstate() != "40P01") throw;
+        if (jobs_done_ == 0) {
+          writer_->exec_script("ROLLBACK TO SAVEPOINT job");
+        } else {
+          split_batch();
+        }
+      }
+    }
+  }
+  // The next seq of a conversation, taking its row lock (see settle_race for when it may wait).
+  detail::Result next_seq(ConversationId id, TimeMs now);
+  void split_batch();
+  static constexpr int kRaceAttempts = 3;
+  // The bodies of the racing writes, run by settle_race.
+  CreateUserResult create_user_once(const NewUser& user, TimeMs now);
+  RotateResult rotate_refresh_once(const RotateRequest& request, TimeMs now);
+  OpenDirectResult open_direct_once(UserId self, UserId other, TimeMs now);
+  AppendResult append_message_once(const NewMessage& message, MessageId id, TimeMs now);
+  ChangeResult add_members_once(
+      UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now);
+  ChangeResult remove_member_once(
+      UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now);
+  ChangeResult rename_group_once(
+      UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now);
+  ChangeResult set_role_once(UserId actor,
+                             ConversationId id,
+                             UserId target,
+                             domain::MemberRole role,
+                             const NextId& next_id,
+                             TimeMs now);
+  ChangeResult join_by_invite_once(
+      UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now);
   std::vector<UserId> member_ids(detail::Connection& db, ConversationId id);
   ReadResult move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read);
   // Appends one event to a conversation's log on the writer connection.
@@ -138,6 +212,8 @@ class PostgresStore final : public Store {
 
   Options options_;
   std::unique_ptr<detail::Connection> writer_;
+  bool job_open_ = false;  // between begin_job and end_job/rollback_job (writer thread only)
+  int jobs_done_ = 0;      // jobs ended in the current transaction: it may hold their locks
   std::mutex readers_mutex_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers_;
