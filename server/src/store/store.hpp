@@ -279,6 +279,12 @@ class Store {
   // small bounded read (one history page) inline on its I/O thread instead of handing it to the
   // read pool and back. False (the default) for a store across the network.
   virtual bool cheap_reads() const noexcept { return false; }
+  // True if the writer may run a batch's jobs without a savepoint each and replay the batch with
+  // savepoints only when a job throws (StoreService::run_batch). False for a store whose jobs must
+  // each run in their own savepoint from the start: PostgreSQL settles cross-node races and lock
+  // waits inside the job's savepoint (PostgresStore::settle_race, split_batch), and a job that
+  // threw in the optimistic pass would keep that error instead of being settled.
+  virtual bool optimistic_batches() const noexcept { return true; }
 };
 
 }  // namespace chat::store

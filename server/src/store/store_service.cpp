@@ -84,29 +84,11 @@ void StoreService::writer_loop() {
 void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) {
   const auto started = std::chrono::steady_clock::now();
   const TimeMs now = clock_();
-  bool replay = false;
   try {
-    WriteContext ctx(*store_, ids_, now);
-    store_->begin_batch();
-    for (auto& job : batch) {
-      try {
-        job->run(ctx);
-        job->after = ctx.take_after();
-      } catch (const StoreError&) {
-        throw;  // the connection or the disk is in trouble: fail the whole batch
-      } catch (...) {
-        ctx.take_after();
-        job->fail(std::current_exception());
-        replay = true;
-        break;
-      }
-    }
-    if (replay) {
-      store_->rollback_batch();
-      for (auto& job : batch) job->after.clear();
-      run_with_savepoints(batch, now);
+    if (store_->optimistic_batches()) {
+      run_optimistic(batch, now);
     } else {
-      store_->commit_batch();
+      run_with_savepoints(batch, now);
     }
   } catch (...) {
     store_->rollback_batch();
@@ -125,6 +107,36 @@ void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) 
     job->after.clear();
   }
   complete(batch);
+}
+
+// The optimistic pass (see run_batch): every job straight in the batch's transaction; on the first
+// job that throws, roll back and replay with a savepoint per job. Throws on a StoreError.
+void StoreService::run_optimistic(std::vector<std::unique_ptr<WriteJobBase>>& batch, TimeMs now) {
+  bool replay = false;
+  {
+    WriteContext ctx(*store_, ids_, now);
+    store_->begin_batch();
+    for (auto& job : batch) {
+      try {
+        job->run(ctx);
+        job->after = ctx.take_after();
+      } catch (const StoreError&) {
+        throw;  // the connection or the disk is in trouble: fail the whole batch
+      } catch (...) {
+        ctx.take_after();
+        job->fail(std::current_exception());
+        replay = true;
+        break;
+      }
+    }
+  }
+  if (!replay) {
+    store_->commit_batch();
+    return;
+  }
+  store_->rollback_batch();
+  for (auto& job : batch) job->after.clear();
+  run_with_savepoints(batch, now);
 }
 
 // The replay of a batch in which a job threw: each job that has not failed yet runs in its own

@@ -165,6 +165,7 @@ class StoreService {
   void enqueue_write(std::unique_ptr<WriteJobBase> job);
   void writer_loop();
   void run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch);
+  void run_optimistic(std::vector<std::unique_ptr<WriteJobBase>>& batch, TimeMs now);
   void run_with_savepoints(std::vector<std::unique_ptr<WriteJobBase>>& batch, TimeMs now);
   static void complete(std::vector<std::unique_ptr<WriteJobBase>>& batch);
 

@@ -38,6 +38,7 @@ class PostgresStore final : public Store {
   // The schema version this build migrates to; see kMigrations in the .cpp.
   static int schema_version();
 
+  bool optimistic_batches() const noexcept override { return false; }
   void begin_batch() override;
   void commit_batch() override;
   void rollback_batch() noexcept override;
