@@ -1,6 +1,6 @@
 // Cluster mode (scripts/cluster.sh: PostgreSQL, Redis, three chatd nodes, nginx): users connected to
 // different nodes chat one-on-one and in groups, typing and logout cross nodes.
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, assertError } from '../integration/lib/harness.mjs';
 import { createGroup, assertContiguous } from '../integration/lib/v2.mjs';
@@ -14,6 +14,17 @@ before(() => {
   cluster('start');
 });
 
+// Every socket a test opens, closed at the end even when an assertion failed (an open socket
+// would keep the test process, and make cluster-test, from exiting).
+const opened = [];
+function track(ws) {
+  opened.push(ws);
+  return ws;
+}
+after(() => {
+  for (const ws of opened) ws.close();
+});
+
 /** Sends one text over WS and waits for its ack. */
 async function send(ws, convId, cmid, body) {
   ws.send({ type: 'send', conversation_id: convId, client_msg_id: cmid, body });
@@ -22,28 +33,31 @@ async function send(ws, convId, cmid, body) {
   return f;
 }
 
-/** Every device must have each message not sent from itself exactly once, in seq order. */
+/**
+ * Every device must have each message not sent from itself exactly once. Frames of one
+ * conversation published by different nodes can arrive out of seq order (each node publishes
+ * through Redis on its own; docs/protocol.md "Ordering and idempotency"), so the check orders
+ * them by seq, as a client does, and requires exactly the expected seqs, each once.
+ */
 async function checkDevices(devices, convId, sent) {
   for (const d of devices) {
     const expected = sent.filter((s) => s.from !== d.ws).map((s) => s.ack.seq);
-    const frames = await d.ws.collect(isMsgFor(convId), expected.length, 10000, `${d.name} messages`);
+    await d.ws.collect(isMsgFor(convId), expected.length, 10000, `${d.name} messages`);
     await sleep(300);
     const all = d.ws.received(isMsgFor(convId)).map((f) => f.message.seq);
-    assert.deepEqual(all, expected, `${d.name}: no duplicates or extra frames`);
-    const seqs = frames.map((f) => f.message.seq);
-    assert.deepEqual(seqs, expected, `${d.name}: seqs in order, each once`);
+    assert.deepEqual([...all].sort((x, y) => x - y), expected, `${d.name}: each message once, no extra frames`);
   }
 }
 
-test('one-on-one across nodes: A on node 1 and node 3, B on node 2; each device gets each message once, in order', T, async () => {
+test('one-on-one across nodes: A on node 1 and node 3, B on node 2; each device gets each message once', T, async () => {
   const a = await n1.registerUser('xa');
   const b = await n2.registerUser('xb');
   const a2 = await n3.login(a.username);
   const conv = await n1.directConversation(a.token, b.id);
   const devices = [
-    { name: 'a1@node1', ws: await n1.wsClient(a.token) },
-    { name: 'a2@node3', ws: await n3.wsClient(a2.token) },
-    { name: 'b1@node2', ws: await n2.wsClient(b.token) },
+    { name: 'a1@node1', ws: track(await n1.wsClient(a.token)) },
+    { name: 'a2@node3', ws: track(await n3.wsClient(a2.token)) },
+    { name: 'b1@node2', ws: track(await n2.wsClient(b.token)) },
   ];
   const sent = [];
   for (let i = 0; i < 30; i++) {
@@ -63,13 +77,13 @@ test('one-on-one across nodes: A on node 1 and node 3, B on node 2; each device 
   for (const d of devices) d.ws.close();
 });
 
-test('group across three nodes: every member device gets every message once, in seq order', T, async () => {
+test('group across three nodes: every member device gets every message once', T, async () => {
   const users = [];
   for (let i = 0; i < 6; i++) users.push(await nodes[i % 3].registerUser(`xg${i}`));
   const group = await createGroup(n1, users[0].token, 'cluster group', users.slice(1).map((u) => u.id));
   const devices = [];
   for (let i = 0; i < users.length; i++) {
-    const ws = await nodes[i % 3].wsClient(users[i].token);
+    const ws = track(await nodes[i % 3].wsClient(users[i].token));
     devices.push({ name: `u${i}@node${(i % 3) + 1}`, ws });
   }
   // Drain the membership events of the creation (seq 1..) before counting.
@@ -90,8 +104,8 @@ test('typing crosses nodes', T, async () => {
   const a = await n1.registerUser('ta');
   const b = await n3.registerUser('tb');
   const conv = await n1.directConversation(a.token, b.id);
-  const wa = await n1.wsClient(a.token);
-  const wb = await n3.wsClient(b.token);
+  const wa = track(await n1.wsClient(a.token));
+  const wb = track(await n3.wsClient(b.token));
   wa.send({ type: 'typing', conversation_id: conv.id });
   const f = await wb.next((x) => x.type === 'typing' && x.conversation_id === conv.id, 3000, 'typing on node 3');
   assert.equal(String(f.user_id), String(a.id));
@@ -102,9 +116,9 @@ test('typing crosses nodes', T, async () => {
 test('logout on node 1 closes the session socket on node 2 within 1 s; the token fails on every node', T, async () => {
   const u = await n1.registerUser('lo');
   const other = await n2.login(u.username); // a second session, which must survive
-  const ws2 = await n2.wsClient(u.token);
-  const ws3 = await n3.wsClient(u.token);
-  const keep = await n2.wsClient(other.token);
+  const ws2 = track(await n2.wsClient(u.token));
+  const ws3 = track(await n3.wsClient(u.token));
+  const keep = track(await n2.wsClient(other.token));
   const t0 = Date.now();
   const out = await n1.api('POST', '/api/v1/auth/logout', { token: u.token });
   assert.equal(out.status, 204, out.text);
