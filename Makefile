@@ -88,9 +88,11 @@ web-e2e: build web
 	cd web && CHATD_BIN=$(CURDIR)/$(RELEASE)/chatd CHROMIUM=/usr/bin/chromium npm run e2e
 
 # chat-bench: a tiny run of every workload that fails on loss, duplicates or errors (timings are
-# reported, never asserted); `make bench` is the measured run behind docs/benchmarks.md.
+# reported, never asserted), on one chatd and on a 3-node cluster (PostgreSQL, Redis, nginx on
+# 19080..19087); `make bench` is the measured run behind docs/benchmarks.md.
 bench-smoke: build
 	bench/run.sh --smoke
+	TARGET=cluster PORT=19080 bench/run.sh --smoke
 
 bench: build
 	bench/run.sh
