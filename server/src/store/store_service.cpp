@@ -46,11 +46,16 @@ std::size_t StoreService::queued_writes() const {
 void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
   bool stopping = false;
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     stopping = stopping_;
     if (!stopping && queue_.size() < options_.queue_jobs_max) {
       queue_.push_back(std::move(job));
-      cv_.notify_one();
+      // Wake the writer only if it sleeps (a busy writer takes the job with its next batch), and
+      // after unlocking: woken under the lock, it would at once block on the mutex we still hold.
+      const bool wake = writer_idle_;
+      writer_idle_ = false;
+      lock.unlock();
+      if (wake) cv_.notify_one();
       return;
     }
   }
@@ -65,7 +70,11 @@ void StoreService::writer_loop() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      while (!stopping_ && queue_.empty()) {
+        writer_idle_ = true;
+        cv_.wait(lock);
+      }
+      writer_idle_ = false;
       if (queue_.empty()) return;  // stopping, and everything queued is done
       while (!queue_.empty() && batch.size() < options_.batch_jobs_max) {
         batch.push_back(std::move(queue_.front()));
