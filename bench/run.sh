@@ -31,7 +31,7 @@ BUILD=${BENCH_BUILD_DIR:-$ROOT/build/bench}
 TARGET=${TARGET:-single}
 LABEL=chatd
 [ "$TARGET" = cluster ] && LABEL=chatd-cluster3
-RESULTS=${RESULTS:-$B/results$([ "$TARGET" = cluster ] && echo /cluster)}
+RESULTS=${RESULTS:-$B/results$([ "$TARGET" = cluster ] && echo /cluster || true)}
 WORK=${BENCH_WORK:-/tmp/chatd-bench}
 PORT=${PORT:-18080}
 WORKLOADS=${WORKLOADS:-"w1 w2 w3 w4 w5"}

@@ -1,15 +1,45 @@
 #include "gateway/hub.hpp"
 
+#include "net/post_batch.hpp"
+
 #include <algorithm>
 
 namespace chat::gateway {
 
 Hub::Hub(std::vector<net::io_context*> shards) : shards_(std::move(shards)) {
   for (std::size_t i = 0; i < shards_.size(); ++i) registries_.push_back(std::make_unique<Registry>());
+  hint_ = shards_.size() <= 64;
+  all_shards_ = shards_.size() >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << shards_.size()) - 1;
+}
+
+void Hub::set_shard_bit(domain::UserId user, std::size_t shard, bool on) {
+  if (!hint_) return;
+  std::lock_guard lock(hint_mutex_);
+  if (on) {
+    user_shards_[user] |= std::uint64_t{1} << shard;
+    return;
+  }
+  auto it = user_shards_.find(user);
+  if (it == user_shards_.end()) return;
+  it->second &= ~(std::uint64_t{1} << shard);
+  if (it->second == 0) user_shards_.erase(it);
+}
+
+std::uint64_t Hub::shards_of(const std::vector<domain::UserId>& recipients) const {
+  if (!hint_ || recipients.size() > kHintRecipientsMax) return all_shards_;
+  std::uint64_t mask = 0;
+  std::lock_guard lock(hint_mutex_);
+  for (auto user : recipients) {
+    auto it = user_shards_.find(user);
+    if (it != user_shards_.end()) mask |= it->second;
+  }
+  return mask;
 }
 
 void Hub::attach(std::size_t shard, domain::UserId user, const std::shared_ptr<Connection>& connection) {
-  registries_[shard]->by_user[user].push_back(connection);
+  auto& list = registries_[shard]->by_user[user];
+  if (list.empty()) set_shard_bit(user, shard, true);
+  list.push_back(connection);
 }
 
 void Hub::detach(std::size_t shard, domain::UserId user, std::uint64_t connection_id) {
@@ -20,15 +50,21 @@ void Hub::detach(std::size_t shard, domain::UserId user, std::uint64_t connectio
     auto c = w.lock();
     return !c || c->connection_id() == connection_id;
   });
-  if (it->second.empty()) by_user.erase(it);
+  if (it->second.empty()) {
+    by_user.erase(it);
+    set_shard_bit(user, shard, false);
+  }
 }
 
 void Hub::publish(std::vector<domain::UserId> recipients,
                   SharedFrame frame,
                   std::uint64_t except_connection) {
+  const std::uint64_t mask = shards_of(recipients);
+  if (mask == 0) return;  // nobody connected
   auto shared_recipients = std::make_shared<const std::vector<domain::UserId>>(std::move(recipients));
   for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
-    net::post(*shards_[shard], [this, shard, shared_recipients, frame, except_connection] {
+    if (shard < 64 && (mask >> shard & 1) == 0) continue;
+    transport::PostBatch::post(*shards_[shard], [this, shard, shared_recipients, frame, except_connection] {
       std::size_t delivered = 0;
       auto& by_user = registries_[shard]->by_user;
       for (auto user : *shared_recipients) {

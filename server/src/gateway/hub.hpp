@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +20,13 @@ namespace chat::gateway {
 // small job per shard, and that shard's thread delivers to its local connections. Jobs posted from
 // one thread to one io_context run in order, so frames published in seq order by the store writer
 // reach every connection in seq order.
+//
+// publish() posts only to the shards where a recipient has a connection: a shared map (one mutex,
+// touched by attach/detach when a user's first connection on a shard comes or its last one goes,
+// and once per publish) keeps a bit per shard for every connected user. A user attaching while a
+// publish passes may miss that one event, as before (the event was committed before the publish,
+// and the client syncs after `ready`, which follows the attach). Inside a transport::PostBatch
+// (the store writer after a commit) the posts of many publishes coalesce into one per shard.
 //
 // The registry never owns a connection: it holds weak_ptrs, and a connection detaches itself when
 // it closes.
@@ -56,8 +64,19 @@ class Hub {
     std::unordered_map<domain::UserId, std::vector<std::weak_ptr<Connection>>> by_user;
     std::unordered_map<domain::UserId, std::vector<std::weak_ptr<Connection>>> watchers;
   };
+  // Shards (bit i = shard i) holding a connection of one of `recipients`; every shard when
+  // the hint is off (more than 64 shards) or the list is long (a big group spans them anyway).
+  std::uint64_t shards_of(const std::vector<domain::UserId>& recipients) const;
+  void set_shard_bit(domain::UserId user, std::size_t shard, bool on);
+
+  static constexpr std::size_t kHintRecipientsMax = 256;
+
   std::vector<net::io_context*> shards_;
   std::vector<std::unique_ptr<Registry>> registries_;
+  std::uint64_t all_shards_;
+  bool hint_ = false;  // shard count <= 64
+  mutable std::mutex hint_mutex_;
+  std::unordered_map<domain::UserId, std::uint64_t> user_shards_;
 };
 
 }  // namespace chat::gateway

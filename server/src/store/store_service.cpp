@@ -1,5 +1,7 @@
 #include "store/store_service.hpp"
 
+#include "net/post_batch.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <iterator>
@@ -44,11 +46,16 @@ std::size_t StoreService::queued_writes() const {
 void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
   bool stopping = false;
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     stopping = stopping_;
     if (!stopping && queue_.size() < options_.queue_jobs_max) {
       queue_.push_back(std::move(job));
-      cv_.notify_one();
+      // Wake the writer only if it sleeps (a busy writer takes the job with its next batch), and
+      // after unlocking: woken under the lock, it would at once block on the mutex we still hold.
+      const bool wake = writer_idle_;
+      writer_idle_ = false;
+      lock.unlock();
+      if (wake) cv_.notify_one();
       return;
     }
   }
@@ -63,7 +70,11 @@ void StoreService::writer_loop() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      while (!stopping_ && queue_.empty()) {
+        writer_idle_ = true;
+        cv_.wait(lock);
+      }
+      writer_idle_ = false;
       if (queue_.empty()) return;  // stopping, and everything queued is done
       while (!queue_.empty() && batch.size() < options_.batch_jobs_max) {
         batch.push_back(std::move(queue_.front()));
@@ -102,6 +113,10 @@ void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) 
     observer_(batch.size(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
+  // The fan-out (hub posts) and the completions of the whole batch leave as one post per I/O
+  // thread: on the sender's thread the deliveries of a batch and its acks then go out in the
+  // same flush.
+  transport::PostBatch posts;
   for (auto& job : batch) {
     for (auto& action : job->after) action();
     job->after.clear();
@@ -164,7 +179,8 @@ void StoreService::run_with_savepoints(std::vector<std::unique_ptr<WriteJobBase>
 
 // Hands the results back: one post per distinct executor (usually one per I/O thread) instead of
 // one per job, so a batch of 1000 sends wakes each I/O thread once. Jobs of one executor resume in
-// commit order.
+// commit order. Called inside run_batch's PostBatch: an io_context executor's completions join
+// the fan-out already queued for that thread (they run after it).
 void StoreService::complete(std::vector<std::unique_ptr<WriteJobBase>>& batch) {
   std::vector<std::pair<net::any_io_executor, std::vector<std::unique_ptr<WriteJobBase>>>> groups;
   for (auto& job : batch) {
@@ -178,10 +194,15 @@ void StoreService::complete(std::vector<std::unique_ptr<WriteJobBase>>& batch) {
     it->second.push_back(std::move(job));
   }
   for (auto& [ex, jobs] : groups) {
-    net::post(ex, [jobs = std::move(jobs)]() mutable {
+    auto task = [jobs = std::move(jobs)]() mutable {
       for (auto& job : jobs) job->deliver();
       jobs.clear();
-    });
+    };
+    if (auto* io = transport::PostBatch::context_of(ex)) {
+      transport::PostBatch::post(*io, std::move(task));  // with the batch's fan-out to that thread
+    } else {
+      net::post(ex, std::move(task));
+    }
   }
 }
 

@@ -178,6 +178,7 @@ class StoreService {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<WriteJobBase>> queue_;
   bool stopping_ = false;
+  bool writer_idle_ = false;  // the writer waits on cv_ (guarded by mutex_)
   bool inline_reads_ = false;
   net::thread_pool readers_;
   std::thread writer_;

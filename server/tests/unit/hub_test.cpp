@@ -6,6 +6,7 @@
 #include "gateway/hub.hpp"
 
 #include "gateway/connection.hpp"
+#include "net/post_batch.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 
@@ -343,6 +344,91 @@ TEST_F(HubTest, OnDeliveredCountsFramesPerShard) {
   drain();
   EXPECT_EQ(calls.load(), 2);
   EXPECT_EQ(delivered_.load(), 3U);
+}
+
+// Without shard threads: the test thread plays both shards and counts, with poll(), the jobs the
+// hub posted to each io_context. Deterministic: nothing runs until polled.
+class HubPostsTest : public ::testing::Test {
+ protected:
+  HubPostsTest() : hub_({&shards_[0], &shards_[1]}) {}
+
+  std::shared_ptr<FakeConnection> attach(std::size_t shard, UserId user, std::uint64_t id) {
+    auto c = std::make_shared<FakeConnection>(id, 1);
+    hub_.attach(shard, user, c);
+    return c;
+  }
+  // Jobs run on each shard since the last call.
+  std::vector<std::size_t> poll() {
+    std::vector<std::size_t> ran;
+    for (auto& io : shards_) {
+      ran.push_back(io.poll());
+      io.restart();
+    }
+    return ran;
+  }
+
+  net::io_context shards_[2];
+  Hub hub_;
+};
+
+TEST_F(HubPostsTest, PublishPostsOnlyToShardsWithARecipient) {
+  // Goal: a publish wakes only the shards where a recipient has a connection (the per-user shard
+  // hint), follows attach/detach, and still delivers. Method: count the jobs each io_context got.
+  auto bob1 = attach(1, kBob, 1);
+  hub_.publish({kAlice, kBob}, frame("m1"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(bob1->frames(), (std::vector<std::string>{"m1"}));
+
+  hub_.publish({kCarol}, frame("nobody"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{0, 0}));
+
+  // A second connection on shard 0, then the shard-1 one leaves: only shard 0 is left.
+  auto bob0 = attach(0, kBob, 2);
+  hub_.publish({kBob}, frame("m2"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{1, 1}));
+  hub_.detach(1, kBob, 1);
+  hub_.publish({kBob}, frame("m3"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{1, 0}));
+  EXPECT_EQ(bob0->frames(), (std::vector<std::string>{"m2", "m3"}));
+  EXPECT_EQ(bob1->frames(), (std::vector<std::string>{"m1", "m2"}));
+
+  // Two connections of one user on one shard: the bit stays until the last one detaches.
+  auto bob0b = attach(0, kBob, 3);
+  hub_.detach(0, kBob, 2);
+  hub_.publish({kBob}, frame("m4"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{1, 0}));
+  EXPECT_EQ(bob0b->frames(), (std::vector<std::string>{"m4"}));
+  hub_.detach(0, kBob, 3);
+  hub_.publish({kBob}, frame("m5"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{0, 0}));
+}
+
+TEST_F(HubPostsTest, PublishesInsideAPostBatchLeaveAsOnePostPerShardInOrder) {
+  // Goal: inside a transport::PostBatch, every publish and every other task for one shard leaves
+  // in one post, run in the order added; outside a batch each publish is its own post. Method:
+  // three publishes and a task inside a scope, then three publishes without one.
+  auto alice0 = attach(0, kAlice, 1);
+  auto bob1 = attach(1, kBob, 2);
+  std::vector<std::string> order;
+  {
+    chat::transport::PostBatch batch;
+    hub_.publish({kAlice, kBob}, frame("a"));
+    hub_.publish({kAlice}, frame("b"));
+    chat::transport::PostBatch::post(shards_[0], [&] { order.push_back("task"); });
+    hub_.publish({kAlice, kBob}, frame("c"));
+    EXPECT_EQ(poll(), (std::vector<std::size_t>{0, 0}));  // nothing before the scope ends
+  }
+  alice0->on_deliver = [&] { order.push_back("deliver"); };
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{1, 1}));
+  EXPECT_EQ(alice0->frames(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(bob1->frames(), (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"deliver", "deliver", "task", "deliver"}));
+
+  hub_.publish({kAlice}, frame("d"));
+  hub_.publish({kAlice}, frame("e"));
+  hub_.publish({kAlice, kBob}, frame("f"));
+  EXPECT_EQ(poll(), (std::vector<std::size_t>{3, 1}));
+  EXPECT_EQ(alice0->frames(), (std::vector<std::string>{"a", "b", "c", "d", "e", "f"}));
 }
 
 }  // namespace

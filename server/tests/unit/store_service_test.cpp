@@ -7,6 +7,7 @@
 
 #include "store/store_service.hpp"
 
+#include "net/post_batch.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store_builders.hpp"
 #include "test_util.hpp"
@@ -293,6 +294,36 @@ TEST_F(StoreServiceTest, AfterCommitRunsInCommitOrderAcrossBatches) {
     EXPECT_EQ(recorder.seqs[i], static_cast<Seq>(i) + 1);
   }
   EXPECT_TRUE(recorder.all_visible);
+}
+
+// A write whose after_commit action posts a task to `io` through transport::PostBatch (as the hub
+// does); returns how many such tasks had run on `io` when the coroutine resumed.
+net::awaitable<int> fanout_then_resume(StoreService* svc, net::io_context* io, std::atomic<int>* ran) {
+  auto job = [io, ran](WriteContext& ctx) {
+    ctx.after_commit([io, ran] { chat::transport::PostBatch::post(*io, [ran] { ++*ran; }); });
+    return 0;
+  };
+  co_await svc->write(std::move(job));
+  co_return ran->load();
+}
+
+TEST_F(StoreServiceTest, FanOutOfABatchReachesTheThreadBeforeItsCompletions) {
+  // Goal: what after_commit actions post to an I/O thread through PostBatch (the hub's fan-out)
+  // runs there before the completions of the same batch (a recipient's delivery is queued before
+  // the sender's ack resumes). Method: a gate holds the writer while three such writes queue (one
+  // batch); every coroutine must see all three fan-out tasks done when it resumes.
+  Gate gate;
+  auto held = close_gate(gate);
+  std::atomic<int> ran{0};
+  std::vector<std::future<int>> results;
+  for (int i = 0; i < 3; ++i) {
+    results.push_back(net::co_spawn(io_, fanout_then_resume(service_.get(), &io_, &ran), net::use_future));
+  }
+  wait_queued(3);
+  gate.release.set_value();
+  EXPECT_EQ(held.get(), 0);
+  for (auto& f : results) EXPECT_EQ(f.get(), 3);
+  EXPECT_EQ(max_batch_.load(), 3U);
 }
 
 TEST_F(StoreServiceTest, AFailingJobFailsAloneInItsBatch) {
