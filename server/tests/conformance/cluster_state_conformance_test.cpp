@@ -480,12 +480,12 @@ TEST_P(TokenRevocationConformance, RevocationOnOneNodeInvalidatesEveryNode) {
   a_->insert("hash-a", alice, a_->epoch(), now);
   b_->insert("hash-a", alice, b_->epoch(), now);
   b_->insert("hash-b", bob, b_->epoch(), now);
-  ASSERT_TRUE(b_->find("hash-a", now).has_value());
+  ASSERT_TRUE(b_->find("hash-a", now, kT0).has_value());
   a_->revoke_session(100);
-  EXPECT_FALSE(a_->find("hash-a", now).has_value());
-  EXPECT_TRUE(chat::test::eventually([&] { return !b_->find("hash-a", now).has_value(); }, 1000ms))
+  EXPECT_FALSE(a_->find("hash-a", now, kT0).has_value());
+  EXPECT_TRUE(chat::test::eventually([&] { return !b_->find("hash-a", now, kT0).has_value(); }, 1000ms))
       << "within 1 s on the other node";
-  EXPECT_TRUE(b_->find("hash-b", now).has_value()) << "other sessions stay cached";
+  EXPECT_TRUE(b_->find("hash-b", now, kT0).has_value()) << "other sessions stay cached";
 }
 
 TEST_P(TokenRevocationConformance, ReadBeforeARevocationIsNotCachedAfterIt) {
@@ -494,7 +494,7 @@ TEST_P(TokenRevocationConformance, ReadBeforeARevocationIsNotCachedAfterIt) {
   a_->revoke_session(300);         // the session is revoked meanwhile
   ASSERT_TRUE(chat::test::eventually([&] { return b_->epoch() != epoch; }, 1000ms));
   b_->insert("hash-c", chat::domain::AuthContext{3, 300, 3000}, epoch, now);  // the stale read ends
-  EXPECT_FALSE(b_->find("hash-c", now).has_value());
+  EXPECT_FALSE(b_->find("hash-c", now, kT0).has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends,
@@ -505,15 +505,33 @@ INSTANTIATE_TEST_SUITE_P(Backends,
 TEST(TokenCache, EntriesExpireAndTheCacheIsBounded) {
   chat::auth::TokenCache cache({3, 1000ms});
   const auto t = chat::auth::TokenCache::Clock::now();
-  for (int i = 0; i < 10; ++i)
-    cache.insert("h" + std::to_string(i), chat::domain::AuthContext{i, i, i}, cache.epoch(), t);
+  for (int i = 0; i < 10; ++i) {
+    std::string key = std::to_string(i);  // not "h" + ...: GCC 12 -Wrestrict false positive at -O3
+    key.insert(key.begin(), 'h');
+    cache.insert(key, chat::domain::AuthContext{i, i, i}, cache.epoch(), t);
+  }
+
   EXPECT_LE(cache.size(), 3U);
   cache.insert("x", chat::domain::AuthContext{1, 1, 1}, cache.epoch(), t);
-  EXPECT_TRUE(cache.find("x", t + 999ms).has_value());
-  EXPECT_FALSE(cache.find("x", t + 1000ms).has_value());
+  EXPECT_TRUE(cache.find("x", t + 999ms, kT0).has_value());
+  EXPECT_FALSE(cache.find("x", t + 1000ms, kT0).has_value());
   cache.set_enabled(false);
   cache.insert("y", chat::domain::AuthContext{1, 1, 1}, cache.epoch(), t);
-  EXPECT_FALSE(cache.find("y", t).has_value()) << "disabled: bypassed";
+  EXPECT_FALSE(cache.find("y", t, kT0).has_value()) << "disabled: bypassed";
+}
+
+TEST(TokenCache, NeverServesAnEntryPastItsTokenExpiry) {
+  // The cache TTL (60 s) outlives the token (1 s left): the token's own expiry wins.
+  chat::auth::TokenCache cache({10, 60'000ms});
+  const auto t = chat::auth::TokenCache::Clock::now();
+  const chat::domain::AuthContext auth{1, 1, 1, kT0 + 1'000};
+  cache.insert("h", auth, cache.epoch(), t);
+  const auto hit = cache.find("h", t, kT0 + 999);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->access_expires_at, kT0 + 1'000);
+  EXPECT_FALSE(cache.find("h", t + 1ms, kT0 + 1'000).has_value()) << "expired at access_expires_at";
+  EXPECT_FALSE(cache.find("h", t + 1ms, kT0 + 999).has_value()) << "dropped, not hidden";
+  EXPECT_EQ(cache.size(), 0U);
 }
 
 TEST(RedisTokenRevocation, SubscriptionDownDisablesTheCacheUntilResubscribed) {
@@ -523,12 +541,12 @@ TEST(RedisTokenRevocation, SubscriptionDownDisablesTheCacheUntilResubscribed) {
   ASSERT_TRUE(chat::test::eventually([&] { return b.enabled(); }));
   const auto now = chat::auth::TokenCache::Clock::now();
   b.insert("hash", chat::domain::AuthContext{1, 1, 1}, b.epoch(), now);
-  ASSERT_TRUE(b.find("hash", now).has_value());
+  ASSERT_TRUE(b.find("hash", now, kT0).has_value());
   redis.stop();
   ASSERT_TRUE(chat::test::eventually([&] { return !b.enabled(); })) << "the subscription dropped";
-  EXPECT_FALSE(b.find("hash", now).has_value()) << "cleared: a missed revocation is never served";
+  EXPECT_FALSE(b.find("hash", now, kT0).has_value()) << "cleared: a missed revocation is never served";
   b.insert("hash", chat::domain::AuthContext{1, 1, 1}, b.epoch(), now);
-  EXPECT_FALSE(b.find("hash", now).has_value()) << "bypassed while down";
+  EXPECT_FALSE(b.find("hash", now, kT0).has_value()) << "bypassed while down";
   // A revocation made on node A while Redis is down reaches B once both are back.
   nodes.a.cache.revoke_session(7);
   redis.start();
@@ -537,7 +555,7 @@ TEST(RedisTokenRevocation, SubscriptionDownDisablesTheCacheUntilResubscribed) {
   // Queued invalidations are published after the publisher reconnects, which may be before or
   // after B resubscribed; a fresh revocation after both are up must arrive.
   nodes.a.cache.revoke_session(7);
-  EXPECT_TRUE(chat::test::eventually([&] { return !b.find("hash7", now).has_value(); }, 2000ms));
+  EXPECT_TRUE(chat::test::eventually([&] { return !b.find("hash7", now, kT0).has_value(); }, 2000ms));
 }
 
 }  // namespace
