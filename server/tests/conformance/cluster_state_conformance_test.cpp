@@ -181,6 +181,33 @@ TEST(RedisPresenceDirectory, UnreachableThrowsAndRecovers) {
   }));
 }
 
+TEST(RedisClient, ScriptsRunBySha1AndAreLoadedAgainAfterAFlushOrARestart) {
+  chat::test::RedisProcess redis;
+  RedisClient client(chat::test::client_options(redis.url()));
+  const std::string script = "return ARGV[1] .. KEYS[1]";
+  EXPECT_EQ(client.eval(script, {"k"}, {"v"}).str, "vk");
+  EXPECT_EQ(client.eval(script, {"k"}, {"w"}).str, "wk");
+  EXPECT_EQ(client.script_loads(), 1U) << "the body is sent once";
+  const auto stats = client.command({"INFO", "commandstats"}).str;
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls=2"), std::string::npos) << stats;
+  EXPECT_EQ(stats.find("cmdstat_eval:"), std::string::npos) << "no EVAL: " << stats;
+  client.command({"SCRIPT", "FLUSH"});
+  EXPECT_EQ(client.eval(script, {"k"}, {"x"}).str, "xk") << "NOSCRIPT: loaded again";
+  EXPECT_EQ(client.script_loads(), 2U);
+  redis.stop();
+  redis.start();  // a fresh server, without the script
+  EXPECT_TRUE(chat::test::eventually([&] {
+    try {
+      return client.eval(script, {"k"}, {"y"}).str == "yk";
+    } catch (const RedisUnavailable&) {
+      return false;
+    }
+  }));
+  EXPECT_EQ(client.script_loads(), 3U);
+  EXPECT_EQ(client.eval("return 1 +", {}, {}).type, chat::bus::redis::Reply::Type::error)
+      << "a script that does not compile is an error reply, not a crash";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Presence trackers of two nodes over one directory, publishing to a recording Bus.
 
