@@ -1,5 +1,7 @@
 #include "presence/presence_directory.hpp"
 
+#include <stdexcept>
+
 namespace chat::presence {
 
 int LocalPresenceDirectory::Entry::total() const {
@@ -67,6 +69,22 @@ std::optional<Status> LocalPresenceDirectory::status(domain::UserId user) {
   auto it = users_.find(user);
   if (it == users_.end()) return std::nullopt;
   return Status{it->second.online, it->second.last_seen};
+}
+
+std::vector<std::optional<Status>> LocalPresenceDirectory::statuses(
+    const std::vector<domain::UserId>& users) {
+  if (users.size() > kMaxStatusBatch) throw std::invalid_argument("presence: too many users in one lookup");
+  std::lock_guard lock(mutex_);
+  std::vector<std::optional<Status>> out;
+  out.reserve(users.size());
+  for (auto user : users) {
+    auto it = users_.find(user);
+    if (it == users_.end())
+      out.emplace_back();
+    else
+      out.emplace_back(Status{it->second.online, it->second.last_seen});
+  }
+  return out;
 }
 
 void LocalPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {

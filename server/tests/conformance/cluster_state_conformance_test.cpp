@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace {
 
@@ -158,6 +159,37 @@ TEST_P(PresenceDirectoryConformance, RestartedNodeForgetsItsDevicesWithoutFlappi
   EXPECT_TRUE(dir().status(13)->online);
 }
 
+TEST_P(PresenceDirectoryConformance, StatusesAnswerManyUsersInOrderInOneCall) {
+  dir().set_count(1, 1, 1, kT0, kGrace);
+  dir().set_count(2, 1, 1, kT0, kGrace);
+  const auto pending = dir().set_count(2, 1, 0, kT0 + 10, kGrace).pending;
+  ASSERT_NE(pending, 0U);
+  ASSERT_EQ(dir().expire(2, pending, kT0 + 5'010), kT0 + 5'010);
+  const auto s = dir().statuses({3, 1, 2, 1});
+  ASSERT_EQ(s.size(), 4U);
+  EXPECT_FALSE(s[0].has_value()) << "unknown";
+  ASSERT_TRUE(s[1].has_value());
+  EXPECT_TRUE(s[1]->online);
+  ASSERT_TRUE(s[2].has_value());
+  EXPECT_FALSE(s[2]->online);
+  EXPECT_EQ(s[2]->last_seen, kT0 + 5'010);
+  ASSERT_TRUE(s[3].has_value());
+  EXPECT_TRUE(s[3]->online);
+  for (chat::domain::UserId u : {1, 2, 3}) {
+    const auto one = dir().status(u);
+    const auto many = dir().statuses({u});
+    ASSERT_EQ(many.size(), 1U);
+    ASSERT_EQ(one.has_value(), many[0].has_value()) << u;
+    if (one) {
+      EXPECT_EQ(one->online, many[0]->online);
+      EXPECT_EQ(one->last_seen, many[0]->last_seen);
+    }
+  }
+  EXPECT_TRUE(dir().statuses({}).empty());
+  EXPECT_THROW(dir().statuses(std::vector<chat::domain::UserId>(PresenceDirectory::kMaxStatusBatch + 1, 1)),
+               std::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends,
                          PresenceDirectoryConformance,
                          ::testing::Values(std::string("local"), std::string("redis")),
@@ -179,6 +211,47 @@ TEST(RedisPresenceDirectory, UnreachableThrowsAndRecovers) {
       return false;
     }
   }));
+}
+
+TEST(RedisPresenceDirectory, OfflineHashesExpireAndAMissingHashIsNeverOnline) {
+  CHATD_REQUIRE_REDIS(url);
+  RedisClient client(chat::test::client_options(url));
+  const auto prefix = chat::test::unique_prefix();
+  chat::presence::RedisPresenceDirectory dir(client, prefix, 1'500ms);
+  const auto key = prefix + "u:7";
+  const auto pttl = [&] { return client.command({"PTTL", key}).integer; };
+  EXPECT_TRUE(dir.set_count(7, 1, 1, kT0, kGrace).went_online);
+  EXPECT_EQ(pttl(), -1) << "online: kept";
+  const auto g = dir.set_count(7, 1, 0, kT0, kGrace).pending;
+  ASSERT_NE(g, 0U);
+  EXPECT_EQ(pttl(), -1) << "grace period: kept";
+  ASSERT_EQ(dir.expire(7, g, kT0 + 5'000), kT0 + 5'000);
+  EXPECT_GT(pttl(), 0) << "offline: expires";
+  ASSERT_TRUE(chat::test::eventually([&] { return !dir.status(7).has_value(); }));
+  EXPECT_EQ(client.command({"EXISTS", key}).integer, 0);
+  EXPECT_FALSE(dir.statuses({7})[0].has_value()) << "unknown (the store answers), not online";
+  // Nothing recreates it as online: a dead node's sweep, a node reset, a stale disconnect.
+  dir.heartbeat(1, kT0, 1ms);
+  EXPECT_TRUE(dir.sweep(kT0 + 60'000, 0ms).empty());
+  dir.reset_node(1, kT0 + 60'000, kGrace);
+  dir.set_count(7, 1, 0, kT0 + 60'000, kGrace);
+  EXPECT_FALSE(dir.status(7).has_value());
+  EXPECT_EQ(client.command({"EXISTS", key}).integer, 0);
+  // A returning user recreates it, without a TTL while online.
+  EXPECT_TRUE(dir.set_count(7, 2, 1, kT0 + 70'000, kGrace).went_online);
+  EXPECT_EQ(pttl(), -1);
+  ASSERT_TRUE(dir.status(7).has_value());
+  EXPECT_TRUE(dir.status(7)->online);
+  // Offline through a dead node's sweep: the hash expires too.
+  dir.heartbeat(2, kT0 + 70'000, 1'000ms);
+  const auto off = dir.sweep(kT0 + 80'000, 0ms);
+  ASSERT_EQ(off.size(), 1U);
+  EXPECT_EQ(off[0].user, 7);
+  EXPECT_GT(pttl(), 0);
+  // A hash left without a TTL by an older version gets one at the next report of the user.
+  client.command({"HSET", prefix + "u:8", "on", "0", "ls", "5"});
+  dir.set_count(8, 1, 0, kT0, kGrace);
+  EXPECT_GT(client.command({"PTTL", prefix + "u:8"}).integer, 0);
 }
 
 TEST(RedisClient, ScriptsRunBySha1AndAreLoadedAgainAfterAFlushOrARestart) {
@@ -231,6 +304,27 @@ chat::domain::TimeMs wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Awaits tracker.statuses(users) from a coroutine on a private io_context run by this thread.
+struct StatusesCall {
+  std::vector<std::optional<chat::presence::Status>> result;
+  std::thread::id resumed_on;
+};
+StatusesCall await_statuses(chat::presence::PresenceTracker& tracker,
+                            std::vector<chat::domain::UserId> users) {
+  chat::net::io_context io;
+  StatusesCall call;
+  chat::net::co_spawn(
+      io,
+      [&tracker, &call, users]() -> chat::net::awaitable<void> {
+        auto op = tracker.statuses(users);
+        call.result = co_await std::move(op);
+        call.resumed_on = std::this_thread::get_id();
+      },
+      chat::net::detached);
+  io.run();
+  return call;
 }
 
 std::size_t count_frames(RecordingBus& bus, const std::string& needle) {
@@ -307,10 +401,92 @@ TEST_P(PresenceTrackerCluster, StoppedNodeUsersGoOfflineThroughSurvivors) {
   EXPECT_FALSE(n2->status(6)->online);
 }
 
+TEST_P(PresenceTrackerCluster, StatusesOfManyUsersInOneAwaitableCall) {
+  RecordingBus bus1;
+  RecordingBus bus2;
+  auto n1 = node(1, bus1);
+  auto n2 = node(2, bus2);
+  n1->connected(8);
+  ASSERT_TRUE(chat::test::eventually([&] { return n2->status(8) && n2->status(8)->online; }));
+  const auto call = await_statuses(*n2, {8, 12345, 8});
+  EXPECT_EQ(call.resumed_on, std::this_thread::get_id()) << "resumed on the caller's executor";
+  ASSERT_EQ(call.result.size(), 3U);
+  ASSERT_TRUE(call.result[0].has_value());
+  EXPECT_TRUE(call.result[0]->online) << "a device on another node";
+  EXPECT_FALSE(call.result[1].has_value());
+  ASSERT_TRUE(call.result[2].has_value());
+  EXPECT_TRUE(await_statuses(*n2, {}).result.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends,
                          PresenceTrackerCluster,
                          ::testing::Values(std::string("local"), std::string("redis")),
                          param_name);
+
+// A directory that records which threads its lookups ran on (cluster mode runs them on the
+// presence thread, never on the awaiting I/O thread); otherwise the in-process one.
+class RecordingDirectory final : public PresenceDirectory {
+ public:
+  Update set_count(chat::domain::UserId user,
+                   NodeId node,
+                   int count,
+                   chat::domain::TimeMs now,
+                   std::chrono::milliseconds grace) override {
+    return inner.set_count(user, node, count, now, grace);
+  }
+  std::optional<chat::domain::TimeMs> expire(chat::domain::UserId user,
+                                             std::uint64_t generation,
+                                             chat::domain::TimeMs now) override {
+    return inner.expire(user, generation, now);
+  }
+  std::optional<chat::presence::Status> status(chat::domain::UserId user) override {
+    ++single_lookups;
+    return inner.status(user);
+  }
+  std::vector<std::optional<chat::presence::Status>> statuses(
+      const std::vector<chat::domain::UserId>& users) override {
+    {
+      std::lock_guard lock(mutex);
+      threads.push_back(std::this_thread::get_id());
+    }
+    return inner.statuses(users);
+  }
+  void heartbeat(NodeId node, chat::domain::TimeMs now, std::chrono::milliseconds ttl) override {
+    inner.heartbeat(node, now, ttl);
+  }
+  std::vector<WentOffline> sweep(chat::domain::TimeMs now, std::chrono::milliseconds slack) override {
+    return inner.sweep(now, slack);
+  }
+  void reset_node(NodeId node, chat::domain::TimeMs now, std::chrono::milliseconds grace) override {
+    inner.reset_node(node, now, grace);
+  }
+
+  chat::presence::LocalPresenceDirectory inner;
+  std::mutex mutex;
+  std::vector<std::thread::id> threads;
+  std::atomic<int> single_lookups{0};
+};
+
+TEST(PresenceTracker, ClusterModeLooksStatusesUpOnThePresenceThreadInOneCall) {
+  RecordingDirectory dir;
+  chat::net::io_context timers;
+  RecordingBus bus;
+  chat::presence::PresenceTracker::Options o;
+  o.node_id = 1;
+  o.remote = true;
+  chat::presence::PresenceTracker tracker(timers, bus, dir, o, wall_ms, nullptr);
+  tracker.start();
+  std::vector<chat::domain::UserId> users;
+  for (chat::domain::UserId u = 1; u <= 500; ++u) users.push_back(u);  // the protocol's maximum
+  const auto call = await_statuses(tracker, users);
+  EXPECT_EQ(call.result.size(), 500U);
+  EXPECT_EQ(call.resumed_on, std::this_thread::get_id());
+  std::lock_guard lock(dir.mutex);
+  ASSERT_EQ(dir.threads.size(), 1U) << "one batched lookup";
+  EXPECT_NE(dir.threads[0], std::this_thread::get_id()) << "not on the awaiting thread";
+  EXPECT_EQ(dir.single_lookups.load(), 0);
+  tracker.stop();
+}
 
 TEST(RedisPresenceTracker, RedisOutageThenRecoveryRestoresPresence) {
   chat::test::RedisProcess redis;
@@ -331,6 +507,13 @@ TEST(RedisPresenceTracker, RedisOutageThenRecoveryRestoresPresence) {
   tracker.connected(4);  // while Redis is away
   EXPECT_TRUE(chat::test::eventually([&] { return tracker.status(4) && tracker.status(4)->online; }))
       << "answers from this node's devices";
+  {
+    const auto call = await_statuses(tracker, {4, 3, 99});
+    ASSERT_EQ(call.result.size(), 3U);
+    EXPECT_TRUE(call.result[0] && call.result[0]->online) << "batched lookups fall back too";
+    EXPECT_TRUE(call.result[1] && call.result[1]->online);
+    EXPECT_FALSE(call.result[2].has_value()) << "unknown: the store answers";
+  }
   redis.start();  // empty: the tracker re-reports both users
   ASSERT_TRUE(chat::test::eventually([&] {
     try {
@@ -537,7 +720,6 @@ TEST(TokenCache, EntriesExpireAndTheCacheIsBounded) {
     key.insert(key.begin(), 'h');
     cache.insert(key, chat::domain::AuthContext{i, i, i}, cache.epoch(), t);
   }
-
   EXPECT_LE(cache.size(), 3U);
   cache.insert("x", chat::domain::AuthContext{1, 1, 1}, cache.epoch(), t);
   EXPECT_TRUE(cache.find("x", t + 999ms, kT0).has_value());
