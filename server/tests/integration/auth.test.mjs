@@ -293,9 +293,9 @@ test('auth rate limit per IP: --rate-auth-ip-per-min 5 admits 5 attempts, the 6t
 
 test('an access token stops working at its expiry even while the token cache would still hold it', T, async () => {
   // Goal: the token cache never serves a token past its own expiry. Method: separate chatd with 1 s access
-  // tokens and a 10 min token cache; the token is used (cached), then used again once its access_expires_at
+  // tokens and a 60 s token cache (the maximum); the token is used (cached), then used again once its access_expires_at
   // has passed: 401 unauthorized, although the cache entry is far from its TTL.
-  const short = await startServer({ label: 'auth-expiry', args: ['--access-ttl-s', '1', '--auth-cache-ttl-ms', '600000'] });
+  const short = await startServer({ label: 'auth-expiry', args: ['--access-ttl-s', '1', '--auth-cache-ttl-ms', '60000'] });
   try {
     const u = await short.registerUser('Exp');
     assert.equal((await short.api('GET', '/api/v1/users/me', { token: u.token })).status, 200);
