@@ -87,9 +87,9 @@ std::vector<std::optional<Status>> LocalPresenceDirectory::statuses(
   return out;
 }
 
-void LocalPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {
+bool LocalPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {
   std::lock_guard lock(mutex_);
-  nodes_[node] = now + ttl.count();
+  return nodes_.insert_or_assign(node, now + ttl.count()).second;
 }
 
 std::vector<PresenceDirectory::WentOffline> LocalPresenceDirectory::sweep(domain::TimeMs now,

@@ -57,8 +57,9 @@ class PresenceDirectory {
   virtual std::optional<Status> status(domain::UserId user) = 0;
   // status() of each user, in order, in one round trip (at most kMaxStatusBatch users).
   virtual std::vector<std::optional<Status>> statuses(const std::vector<domain::UserId>& users) = 0;
-  // `node` is alive until now + ttl.
-  virtual void heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) = 0;
+  // `node` is alive until now + ttl. true: the node was not registered (its first heartbeat, or a
+  // sweep declared it dead and forgot its devices: the caller must report them again).
+  virtual bool heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) = 0;
   // Forgets the devices of every node whose liveness lapsed before `now` (their users with no
   // other device go offline at once) and ends grace periods overdue by more than `slack` (their
   // node died or lost Redis before expiring them). Returns who went offline; each once.
@@ -81,7 +82,7 @@ class LocalPresenceDirectory final : public PresenceDirectory {
                                        domain::TimeMs now) override;
   std::optional<Status> status(domain::UserId user) override;
   std::vector<std::optional<Status>> statuses(const std::vector<domain::UserId>& users) override;
-  void heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) override;
+  bool heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) override;
   std::vector<WentOffline> sweep(domain::TimeMs now, std::chrono::milliseconds slack) override;
   void reset_node(NodeId node, domain::TimeMs now, std::chrono::milliseconds grace) override;
 

@@ -135,7 +135,14 @@ void PresenceTracker::schedule_expire(domain::UserId user, std::uint64_t generat
 
 void PresenceTracker::tick() {
   try {
-    directory_.heartbeat(options_.node_id, clock_(), options_.node_ttl);
+    const bool rejoined = directory_.heartbeat(options_.node_id, clock_(), options_.node_ttl);
+    if (rejoined && registered_ && !degraded_) {
+      // Other nodes' sweeps declared this node dead (it missed heartbeats for the node TTL: a
+      // stall) and forgot its devices: report them again, like after a Redis outage.
+      obs::log_warn("presence: this node was declared dead (missed heartbeats); re-reporting its users");
+      degraded_ = true;
+    }
+    registered_ = true;
     if (degraded_) {
       // Back: re-report every user this node holds or changed while Redis was away.
       std::vector<domain::UserId> users(dirty_.begin(), dirty_.end());

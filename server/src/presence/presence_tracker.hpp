@@ -106,6 +106,7 @@ class PresenceTracker {
   std::unique_ptr<net::steady_timer> tick_timer_;
   std::atomic<bool> started_{false};
   bool degraded_ = false;           // directory thread: the last call failed
+  bool registered_ = false;         // directory thread: a heartbeat went through
   std::set<domain::UserId> dirty_;  // directory thread: to re-report once Redis is back
 };
 

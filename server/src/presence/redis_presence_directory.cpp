@@ -234,9 +234,10 @@ std::vector<std::optional<Status>> RedisPresenceDirectory::statuses(
   return out;
 }
 
-void RedisPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {
-  checked(
+bool RedisPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {
+  const auto r = checked(
       client_.command({"ZADD", prefix_ + "nodes", std::to_string(now + ttl.count()), std::to_string(node)}));
+  return to_int(r) == 1;  // ZADD counts the members it added
 }
 
 std::vector<PresenceDirectory::WentOffline> RedisPresenceDirectory::sweep(domain::TimeMs now,

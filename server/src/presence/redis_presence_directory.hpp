@@ -36,7 +36,7 @@ class RedisPresenceDirectory final : public PresenceDirectory {
                                        domain::TimeMs now) override;
   std::optional<Status> status(domain::UserId user) override;
   std::vector<std::optional<Status>> statuses(const std::vector<domain::UserId>& users) override;
-  void heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) override;
+  bool heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) override;
   std::vector<WentOffline> sweep(domain::TimeMs now, std::chrono::milliseconds slack) override;
   void reset_node(NodeId node, domain::TimeMs now, std::chrono::milliseconds grace) override;
 

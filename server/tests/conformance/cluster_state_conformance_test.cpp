@@ -132,6 +132,14 @@ TEST_P(PresenceDirectoryConformance, DeadNodesLoseTheirDevices) {
   EXPECT_NE(dir().set_count(11, 2, 0, kT0 + 7000, kGrace).pending, 0U);
 }
 
+TEST_P(PresenceDirectoryConformance, HeartbeatTellsWhetherTheNodeWasRegistered) {
+  EXPECT_TRUE(dir().heartbeat(3, kT0, 5000ms)) << "first heartbeat";
+  EXPECT_FALSE(dir().heartbeat(3, kT0 + 1000, 5000ms));
+  dir().heartbeat(4, kT0 + 20'000, 5000ms);
+  dir().sweep(kT0 + 20'000, 2000ms);  // node 3 lapsed: declared dead
+  EXPECT_TRUE(dir().heartbeat(3, kT0 + 20'001, 5000ms)) << "back after being declared dead";
+}
+
 TEST_P(PresenceDirectoryConformance, OverdueGracePeriodsAreEndedBySweep) {
   dir().heartbeat(1, kT0, 60'000ms);
   dir().set_count(12, 1, 1, kT0, kGrace);
@@ -418,6 +426,18 @@ TEST_P(PresenceTrackerCluster, StatusesOfManyUsersInOneAwaitableCall) {
   EXPECT_TRUE(await_statuses(*n2, {}).result.empty());
 }
 
+TEST_P(PresenceTrackerCluster, NodeDeclaredDeadAfterAStallReportsItsDevicesAgain) {
+  RecordingBus bus1;
+  auto n1 = node(1, bus1);
+  n1->connected(9);
+  ASSERT_TRUE(chat::test::eventually([&] { return n1->status(9) && n1->status(9)->online; }));
+  // Another node's sweep sees node 1 lapsed (as after a stall longer than the node TTL).
+  const auto off = dir_->sweep(wall_ms() + 60'000, 200ms);
+  ASSERT_EQ(off.size(), 1U) << "went offline";
+  // Node 1's next heartbeat finds itself unregistered and reports its device again.
+  EXPECT_TRUE(chat::test::eventually([&] { return dir_->status(9) && dir_->status(9)->online; }));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends,
                          PresenceTrackerCluster,
                          ::testing::Values(std::string("local"), std::string("redis")),
@@ -451,8 +471,8 @@ class RecordingDirectory final : public PresenceDirectory {
     }
     return inner.statuses(users);
   }
-  void heartbeat(NodeId node, chat::domain::TimeMs now, std::chrono::milliseconds ttl) override {
-    inner.heartbeat(node, now, ttl);
+  bool heartbeat(NodeId node, chat::domain::TimeMs now, std::chrono::milliseconds ttl) override {
+    return inner.heartbeat(node, now, ttl);
   }
   std::vector<WentOffline> sweep(chat::domain::TimeMs now, std::chrono::milliseconds slack) override {
     return inner.sweep(now, slack);
