@@ -2,16 +2,18 @@
 // Redis CPU per WebSocket connect/close cycle of a cluster-mode chatd (presence reports, grace
 // expiry, heartbeats and sweeps). Starts a private redis-server and one chatd (SQLite store,
 // --bus redis://), registers USERS users, then runs CYCLES cycles: open /ws, auth, wait for
-// `ready`, subscribe to the presence of 20 users, close; waits for every grace period to end.
-// Reports redis-server's CPU (utime+stime from /proc) and INFO commandstats for the cycle phase,
+// `ready`, subscribe to the presence of 20 users (all in one group), wait for their 20 presence
+// frames, close; waits for every grace period to end.
+// Reports redis-server's CPU (INFO cpu: used_cpu_user + used_cpu_sys) and INFO commandstats for the cycle phase,
 // minus an idle phase of the same length (heartbeats and sweeps only).
 //
 //   node bench/redis-cycle-cost.mjs [CHATD_BIN]
 //   CHATD=build/release/chatd CYCLES=2000 USERS=50 REDIS_PORT=56493 node bench/redis-cycle-cost.mjs
+//   SUBSCRIBE=0 ...   connect, auth and close only (no presence_subscribe)
 //
 // Uses the `ws` package of server/tests/integration (npm ci there first).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -26,13 +28,12 @@ const CYCLES = Number(process.env.CYCLES ?? 2000);
 const USERS = Number(process.env.USERS ?? 50);
 const REDIS_PORT = Number(process.env.REDIS_PORT ?? 56493);
 const CHATD_PORT = Number(process.env.CHATD_PORT ?? 28390);
-const CLK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const SUBSCRIBE = process.env.SUBSCRIBE !== '0'; // SUBSCRIBE=0: connect, auth, close only
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK; // utime + stime
+function redisCpu() {
+  const info = redisCli('INFO', 'cpu');
+  return Number(info.match(/used_cpu_user:([\d.]+)/)[1]) + Number(info.match(/used_cpu_sys:([\d.]+)/)[1]);
 }
 function redisCli(...args) {
   return execFileSync('redis-cli', ['-p', String(REDIS_PORT), ...args]).toString();
@@ -83,14 +84,22 @@ try {
     const j = await res.json();
     users.push({ id: j.user.id, token: j.session.access_token });
   }
+  // One group of everybody, so every watched user shares a conversation with every watcher.
+  const group = await fetch(`${base}/api/v1/conversations`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${users[0].token}` },
+    body: JSON.stringify({ type: 'group', name: 'cost', member_ids: users.slice(1).map((u) => u.id) }),
+  });
+  if (group.status !== 201) throw new Error(`group: ${group.status} ${await group.text()}`);
   const watch = users.slice(0, 20).map((u) => u.id);
   const cycle = (u) => new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://127.0.0.1:${CHATD_PORT}/ws`);
+    let presences = 0;
     ws.on('open', () => ws.send(JSON.stringify({ type: 'auth', token: u.token })));
     ws.on('message', (data) => {
       const f = JSON.parse(data.toString());
-      if (f.type === 'ready') ws.send(JSON.stringify({ type: 'presence_subscribe', user_ids: watch }));
-      if (f.type === 'presence') { ws.close(); }
+      if (f.type === 'ready' && !SUBSCRIBE) ws.close();
+      if (f.type === 'ready' && SUBSCRIBE) ws.send(JSON.stringify({ type: 'presence_subscribe', user_ids: watch }));
+      if (f.type === 'presence' && ++presences === watch.length) ws.close();
       if (f.type === 'error') reject(new Error(data.toString()));
     });
     ws.on('close', resolve);
@@ -98,26 +107,26 @@ try {
   });
   await sleep(1500); // settle
   const t0 = Date.now();
-  const cpu0 = cpuSeconds(redis.pid);
+  const cpu0 = redisCpu();
   const s0 = commandStats();
   const netIn = () => Number(redisCli('INFO', 'stats').match(/total_net_input_bytes:(\d+)/)[1]);
   const b0 = netIn();
   for (let i = 0; i < CYCLES; i++) await cycle(users[i % USERS]);
   await sleep(1500); // every grace period (200 ms) ends, and the sweeps after it
   const busy = (Date.now() - t0) / 1000;
-  const cpu1 = cpuSeconds(redis.pid);
+  const cpu1 = redisCpu();
   const s1 = commandStats();
   const b1 = netIn();
   await sleep(busy * 1000); // idle baseline of the same length: heartbeats and sweeps only
-  const cpu2 = cpuSeconds(redis.pid);
+  const cpu2 = redisCpu();
   const s2 = commandStats();
   const cycleCpu = (cpu1 - cpu0) - (cpu2 - cpu1);
   const stats = diffStats(s0, s1);
   const idle = diffStats(s1, s2);
   const scriptUsec = ['eval', 'evalsha', 'script'].reduce((n, k) => n + (stats[k]?.usec ?? 0) - (idle[k]?.usec ?? 0), 0);
   console.log(JSON.stringify({
-    chatd: CHATD, cycles: CYCLES, seconds: busy,
-    redis_cpu_s_cycles: +(cpu1 - cpu0).toFixed(3), redis_cpu_s_idle_same_length: +(cpu2 - cpu1).toFixed(3),
+    chatd: CHATD, cycles: CYCLES, subscribe: SUBSCRIBE, seconds: busy,
+    redis_cpu_s_cycles: +(cpu1 - cpu0).toFixed(4), redis_cpu_s_idle_same_length: +(cpu2 - cpu1).toFixed(4),
     redis_cpu_us_per_cycle: +(cycleCpu / CYCLES * 1e6).toFixed(1),
     script_usec_per_cycle: +(scriptUsec / CYCLES).toFixed(2),
     redis_net_input_bytes_per_cycle: Math.round((b1 - b0) / CYCLES),
