@@ -94,6 +94,20 @@ const std::vector<Option>& options() {
       {"--presence-grace-ms", "CHATD_PRESENCE_GRACE_MS",
        "how long a user stays online after the last device disconnects (default 5000)",
        [](Config& c, std::string_view v) { return parse_ms(v, c.presence_grace); }},
+      {"--presence-heartbeat-ms", "CHATD_PRESENCE_HEARTBEAT_MS",
+       "cluster: how often a node renews its liveness and sweeps dead nodes in Redis (default 1000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.presence_heartbeat); }},
+      {"--presence-node-ttl-ms", "CHATD_PRESENCE_NODE_TTL_MS",
+       "cluster: a node silent this long is dead and its devices go offline; more than the heartbeat "
+       "(default 5000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.presence_node_ttl); }},
+      {"--presence-sweep-slack-ms", "CHATD_PRESENCE_SWEEP_SLACK_MS",
+       "cluster: a grace period overdue this long is ended by any node's sweep (default 2000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.presence_sweep_slack); }},
+      {"--presence-offline-ttl-ms", "CHATD_PRESENCE_OFFLINE_TTL_MS",
+       "cluster: how long an offline user's presence stays in Redis before the store answers "
+       "(default 600000)",
+       [](Config& c, std::string_view v) { return parse_ms(v, c.presence_offline_ttl); }},
       {"--rate-auth-ip-per-min", "CHATD_RATE_AUTH_IP_PER_MIN",
        "logins+registrations per IP per minute (default 30)",
        [](Config& c, std::string_view v) { return parse_double(v, c.rate_auth_ip_per_min); }},
@@ -201,6 +215,10 @@ ParseResult parse_config(int argc, const char* const* argv, const char* (*env)(c
       return {std::nullopt, 2,
               "chatd: invalid value for " + std::string(arg) + ": " + std::string(value) + "\n"};
   }
+  if (config.presence_node_ttl <= config.presence_heartbeat)
+    return {std::nullopt, 2,
+            "chatd: --presence-node-ttl-ms must be more than --presence-heartbeat-ms (a live node "
+            "would look dead between two heartbeats)\n"};
   return {config, 0, {}};
 }
 

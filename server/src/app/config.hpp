@@ -32,6 +32,13 @@ struct Config {
   std::string log_level = "info";
   std::string web_root;  // empty: do not serve the web client
   std::chrono::milliseconds presence_grace{5'000};
+  // Cluster presence (--bus redis://): heartbeat period, how long a silent node stays alive, how
+  // late an unexpired grace period may be before any node's sweep ends it, and how long an
+  // offline user's presence hash stays in Redis.
+  std::chrono::milliseconds presence_heartbeat{1'000};
+  std::chrono::milliseconds presence_node_ttl{5'000};
+  std::chrono::milliseconds presence_sweep_slack{2'000};
+  std::chrono::milliseconds presence_offline_ttl{600'000};
   // Peers whose X-Forwarded-For is believed for the client address (addresses and CIDRs).
   std::string trusted_proxies;
   // Access-token cache lifetime (0: no cache; every request reads the store).

@@ -146,7 +146,8 @@ int run(const app::Config& config) {
     client_options.port = bus_options.port;
     presence_redis = std::make_unique<bus::redis::RedisClient>(client_options);
     limits_redis = std::make_unique<bus::redis::RedisClient>(client_options);
-    presence_directory = std::make_unique<presence::RedisPresenceDirectory>(*presence_redis);
+    presence_directory = std::make_unique<presence::RedisPresenceDirectory>(
+        *presence_redis, "chatd:p:", config.presence_offline_ttl);
     service_options.auth_ip_limiter = std::make_shared<bus::redis::RedisRateLimiter>(
         *limits_redis, "chatd:rl:ip:", config.rate_auth_ip_per_min,
         std::max(1.0, config.rate_auth_ip_per_min));
@@ -193,6 +194,9 @@ int run(const app::Config& config) {
     presence_options.grace = config.presence_grace;
     presence_options.node_id = static_cast<std::uint32_t>(config.node_id);
     presence_options.remote = true;
+    presence_options.heartbeat = config.presence_heartbeat;
+    presence_options.node_ttl = config.presence_node_ttl;
+    presence_options.sweep_slack = config.presence_sweep_slack;
     presence_owner = std::make_unique<presence::PresenceTracker>(
         *shards.front(), *fanout, *presence_directory, presence_options, wall_ms, last_seen_sink);
     presence_owner->start();

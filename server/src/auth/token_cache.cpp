@@ -7,12 +7,15 @@ std::uint64_t TokenCache::epoch() const {
   return epoch_;
 }
 
-std::optional<domain::AuthContext> TokenCache::find(const std::string& token_hash, Clock::time_point now) {
+std::optional<domain::AuthContext> TokenCache::find(const std::string& token_hash,
+                                                    Clock::time_point now,
+                                                    domain::TimeMs wall_now) {
   std::lock_guard lock(mutex_);
   if (!enabled_) return std::nullopt;
   auto it = entries_.find(token_hash);
   if (it == entries_.end()) return std::nullopt;
-  if (it->second.expires <= now) {
+  const auto token_expires = it->second.auth.access_expires_at;
+  if (it->second.expires <= now || (token_expires != 0 && token_expires <= wall_now)) {
     entries_.erase(it);
     return std::nullopt;
   }

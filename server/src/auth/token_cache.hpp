@@ -14,8 +14,9 @@ namespace chat::auth {
 
 // Access-token hash -> auth context, so requests and WebSocket auth do not read the store each
 // time. Bounded (`capacity` entries; when full, expired entries go, then everything) and short
-// lived (`ttl`: an expired or rotated-out token is still accepted for at most that long if no
-// invalidation reached this node).
+// lived (`ttl`: a rotated-out token is still accepted for at most that long if no invalidation
+// reached this node). An entry never outlives its token: find() drops it once the wall clock
+// reaches the token's expiry (AuthContext::access_expires_at, as the store returned it).
 //
 // Revocation: revoke_session() drops the session's entries here and calls `broadcast`, which in
 // cluster mode sends an invalidation through Redis to every node (they call invalidate_session()).
@@ -36,7 +37,10 @@ class TokenCache {
 
   // Call before reading the store; pass the result to insert().
   std::uint64_t epoch() const;
-  std::optional<domain::AuthContext> find(const std::string& token_hash, Clock::time_point now);
+  // `now`: monotonic (the cache TTL); `wall_now`: ms since the epoch (the token's own expiry).
+  std::optional<domain::AuthContext> find(const std::string& token_hash,
+                                          Clock::time_point now,
+                                          domain::TimeMs wall_now);
   void insert(const std::string& token_hash,
               const domain::AuthContext& auth,
               std::uint64_t epoch,

@@ -92,6 +92,9 @@ struct AuthContext {
   UserId user_id = 0;
   SessionId session_id = 0;
   DeviceId device_id = 0;
+  // When the access token that produced this context expires (ms since the epoch; 0: not known).
+  // Caches of the context must not serve it past this instant.
+  TimeMs access_expires_at = 0;
 };
 
 std::string_view to_string(DeviceType t) noexcept;

@@ -426,10 +426,16 @@ net::awaitable<void> WsSession::handle_presence(std::vector<domain::UserId> user
     ctx_.hub.unwatch(shard_index_, id_, watched_);
     watched_ = allowed;
     ctx_.hub.watch(shard_index_, shared_from_this(), watched_);
-    for (auto u : watched_) {
-      auto status = ctx_.presence.status(u);
+    // One directory lookup for all of them, off this I/O thread (cluster mode: one Redis round trip).
+    auto lookup = ctx_.presence.statuses(watched_);
+    auto statuses = co_await std::move(lookup);
+    if (state_ == State::done) co_return;
+    for (std::size_t i = 0; i < watched_.size() && i < statuses.size(); ++i) {
+      const auto u = watched_[i];
+      auto status = statuses[i];
       if (!status) {
-        // Not seen since this process started: offline, with the last_seen the store kept.
+        // Unknown to the directory (never seen, or offline long enough to be forgotten):
+        // offline, with the last_seen the store kept.
         auto profile = co_await ctx_.service.get_profile(*auth_, u);
         status = presence::PresenceTracker::Status{};
         if (auto* user = std::get_if<domain::User>(&profile)) status->last_seen = user->last_seen;

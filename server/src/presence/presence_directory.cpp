@@ -1,5 +1,7 @@
 #include "presence/presence_directory.hpp"
 
+#include <stdexcept>
+
 namespace chat::presence {
 
 int LocalPresenceDirectory::Entry::total() const {
@@ -69,9 +71,25 @@ std::optional<Status> LocalPresenceDirectory::status(domain::UserId user) {
   return Status{it->second.online, it->second.last_seen};
 }
 
-void LocalPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {
+std::vector<std::optional<Status>> LocalPresenceDirectory::statuses(
+    const std::vector<domain::UserId>& users) {
+  if (users.size() > kMaxStatusBatch) throw std::invalid_argument("presence: too many users in one lookup");
   std::lock_guard lock(mutex_);
-  nodes_[node] = now + ttl.count();
+  std::vector<std::optional<Status>> out;
+  out.reserve(users.size());
+  for (auto user : users) {
+    auto it = users_.find(user);
+    if (it == users_.end())
+      out.emplace_back();
+    else
+      out.emplace_back(Status{it->second.online, it->second.last_seen});
+  }
+  return out;
+}
+
+bool LocalPresenceDirectory::heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) {
+  std::lock_guard lock(mutex_);
+  return nodes_.insert_or_assign(node, now + ttl.count()).second;
 }
 
 std::vector<PresenceDirectory::WentOffline> LocalPresenceDirectory::sweep(domain::TimeMs now,

@@ -31,6 +31,7 @@ struct Status {
 class PresenceDirectory {
  public:
   using NodeId = std::uint32_t;
+  static constexpr std::size_t kMaxStatusBatch = 1'000;
   struct Update {
     bool went_online = false;   // this call made the user online: publish it
     std::uint64_t pending = 0;  // nonzero: this call started a grace period; expire(gen) after it
@@ -54,8 +55,11 @@ class PresenceDirectory {
                                                domain::TimeMs now) = 0;
   // nullopt: the directory knows nothing of this user (the caller falls back to the store).
   virtual std::optional<Status> status(domain::UserId user) = 0;
-  // `node` is alive until now + ttl.
-  virtual void heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) = 0;
+  // status() of each user, in order, in one round trip (at most kMaxStatusBatch users).
+  virtual std::vector<std::optional<Status>> statuses(const std::vector<domain::UserId>& users) = 0;
+  // `node` is alive until now + ttl. true: the node was not registered (its first heartbeat, or a
+  // sweep declared it dead and forgot its devices: the caller must report them again).
+  virtual bool heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) = 0;
   // Forgets the devices of every node whose liveness lapsed before `now` (their users with no
   // other device go offline at once) and ends grace periods overdue by more than `slack` (their
   // node died or lost Redis before expiring them). Returns who went offline; each once.
@@ -77,7 +81,8 @@ class LocalPresenceDirectory final : public PresenceDirectory {
                                        std::uint64_t generation,
                                        domain::TimeMs now) override;
   std::optional<Status> status(domain::UserId user) override;
-  void heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) override;
+  std::vector<std::optional<Status>> statuses(const std::vector<domain::UserId>& users) override;
+  bool heartbeat(NodeId node, domain::TimeMs now, std::chrono::milliseconds ttl) override;
   std::vector<WentOffline> sweep(domain::TimeMs now, std::chrono::milliseconds slack) override;
   void reset_node(NodeId node, domain::TimeMs now, std::chrono::milliseconds grace) override;
 

@@ -135,7 +135,14 @@ void PresenceTracker::schedule_expire(domain::UserId user, std::uint64_t generat
 
 void PresenceTracker::tick() {
   try {
-    directory_.heartbeat(options_.node_id, clock_(), options_.node_ttl);
+    const bool rejoined = directory_.heartbeat(options_.node_id, clock_(), options_.node_ttl);
+    if (rejoined && registered_ && !degraded_) {
+      // Other nodes' sweeps declared this node dead (it missed heartbeats for the node TTL: a
+      // stall) and forgot its devices: report them again, like after a Redis outage.
+      obs::log_warn("presence: this node was declared dead (missed heartbeats); re-reporting its users");
+      degraded_ = true;
+    }
+    registered_ = true;
     if (degraded_) {
       // Back: re-report every user this node holds or changed while Redis was away.
       std::vector<domain::UserId> users(dirty_.begin(), dirty_.end());
@@ -188,6 +195,53 @@ void PresenceTracker::disconnected(domain::UserId user) {
     std::lock_guard lock(report_mutex_);
     report(user);
   }
+}
+
+std::vector<std::optional<PresenceTracker::Status>> PresenceTracker::lookup(
+    const std::vector<domain::UserId>& users) const {
+  try {
+    return directory_.statuses(users);
+  } catch (const std::exception&) {
+    // Redis away: this node's own devices are all it knows.
+    std::vector<std::optional<Status>> out(users.size());
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      auto it = local_.find(users[i]);
+      if (it != local_.end() && it->second > 0) out[i] = Status{true, std::nullopt};
+    }
+    return out;
+  }
+}
+
+// Only a pointer crosses async_initiate (see StoreService::write for the GCC 12 reason).
+net::awaitable<std::vector<std::optional<PresenceTracker::Status>>> PresenceTracker::statuses(
+    std::vector<domain::UserId> users) {
+  using Result = std::vector<std::optional<Status>>;
+  if (users.size() > PresenceDirectory::kMaxStatusBatch) users.resize(PresenceDirectory::kMaxStatusBatch);
+  if (!options_.remote || !started_) co_return lookup(users);
+  auto* owned = new std::vector<domain::UserId>(std::move(users));
+  auto op = net::async_initiate<const net::use_awaitable_t<>&, void(std::exception_ptr, Result)>(
+      [this, owned](auto handler) {
+        auto work = net::make_work_guard(net::get_associated_executor(handler));
+        net::post(io_, [this, list = std::unique_ptr<std::vector<domain::UserId>>(owned),
+                        handler = std::move(handler), work = std::move(work)]() mutable {
+          std::exception_ptr error;
+          Result result;
+          try {
+            result = lookup(*list);
+          } catch (...) {
+            error = std::current_exception();
+          }
+          list.reset();
+          auto ex = work.get_executor();
+          net::post(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
+            std::move(handler)(error, std::move(result));
+          });
+        });
+      },
+      net::use_awaitable);
+  auto result = co_await std::move(op);
+  co_return result;
 }
 
 std::optional<PresenceTracker::Status> PresenceTracker::status(domain::UserId user) const {

@@ -72,8 +72,14 @@ class PresenceTracker {
 
   void connected(domain::UserId user);
   void disconnected(domain::UserId user);
-  // nullopt: unknown (the caller falls back to the store).
+  // nullopt: unknown (the caller falls back to the store). Blocking in cluster mode (a Redis
+  // read): not for I/O threads; use statuses().
   std::optional<Status> status(domain::UserId user) const;
+  // The status of each user (same order; nullopt: unknown, ask the store), at most
+  // PresenceDirectory::kMaxStatusBatch users. Cluster mode: one Redis round trip on the
+  // presence thread, the result delivered on the awaiting coroutine's executor; when Redis is
+  // away, this node's own devices answer (online, or unknown). Embedded mode: inline.
+  net::awaitable<std::vector<std::optional<Status>>> statuses(std::vector<domain::UserId> users);
 
  private:
   void report(domain::UserId user);  // directory thread (or inline)
@@ -82,6 +88,7 @@ class PresenceTracker {
   void went_offline(domain::UserId user, domain::TimeMs when);
   void publish(domain::UserId user, const Status& status);
   void redis_failed(const std::exception& e);
+  std::vector<std::optional<Status>> lookup(const std::vector<domain::UserId>& users) const;
 
   net::io_context& timers_;
   bus::Bus& bus_;
@@ -97,8 +104,9 @@ class PresenceTracker {
   net::io_context io_{1};
   std::thread thread_;
   std::unique_ptr<net::steady_timer> tick_timer_;
-  bool started_ = false;
+  std::atomic<bool> started_{false};
   bool degraded_ = false;           // directory thread: the last call failed
+  bool registered_ = false;         // directory thread: a heartbeat went through
   std::set<domain::UserId> dirty_;  // directory thread: to re-report once Redis is back
 };
 

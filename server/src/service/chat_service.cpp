@@ -187,11 +187,11 @@ net::awaitable<std::optional<domain::AuthContext>> ChatService::authenticate(std
   auto hash = auth::token_hash(token);
   auto* cache = options_.token_cache;
   const auto mono = auth::TokenCache::Clock::now();
+  const auto now = clock_();
   if (cache != nullptr) {
-    if (auto hit = cache->find(hash, mono)) co_return hit;
+    if (auto hit = cache->find(hash, mono, now)) co_return hit;
   }
   const std::uint64_t epoch = cache != nullptr ? cache->epoch() : 0;
-  const auto now = clock_();
   auto job7 = [hash, now](store::Store& s) { return s.find_access(hash, now); };
   auto found = co_await store_.read(std::move(job7));
   if (found && cache != nullptr) cache->insert(hash, *found, epoch, mono);

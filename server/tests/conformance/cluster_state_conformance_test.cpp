@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace {
 
@@ -131,6 +132,14 @@ TEST_P(PresenceDirectoryConformance, DeadNodesLoseTheirDevices) {
   EXPECT_NE(dir().set_count(11, 2, 0, kT0 + 7000, kGrace).pending, 0U);
 }
 
+TEST_P(PresenceDirectoryConformance, HeartbeatTellsWhetherTheNodeWasRegistered) {
+  EXPECT_TRUE(dir().heartbeat(3, kT0, 5000ms)) << "first heartbeat";
+  EXPECT_FALSE(dir().heartbeat(3, kT0 + 1000, 5000ms));
+  dir().heartbeat(4, kT0 + 20'000, 5000ms);
+  dir().sweep(kT0 + 20'000, 2000ms);  // node 3 lapsed: declared dead
+  EXPECT_TRUE(dir().heartbeat(3, kT0 + 20'001, 5000ms)) << "back after being declared dead";
+}
+
 TEST_P(PresenceDirectoryConformance, OverdueGracePeriodsAreEndedBySweep) {
   dir().heartbeat(1, kT0, 60'000ms);
   dir().set_count(12, 1, 1, kT0, kGrace);
@@ -158,6 +167,37 @@ TEST_P(PresenceDirectoryConformance, RestartedNodeForgetsItsDevicesWithoutFlappi
   EXPECT_TRUE(dir().status(13)->online);
 }
 
+TEST_P(PresenceDirectoryConformance, StatusesAnswerManyUsersInOrderInOneCall) {
+  dir().set_count(1, 1, 1, kT0, kGrace);
+  dir().set_count(2, 1, 1, kT0, kGrace);
+  const auto pending = dir().set_count(2, 1, 0, kT0 + 10, kGrace).pending;
+  ASSERT_NE(pending, 0U);
+  ASSERT_EQ(dir().expire(2, pending, kT0 + 5'010), kT0 + 5'010);
+  const auto s = dir().statuses({3, 1, 2, 1});
+  ASSERT_EQ(s.size(), 4U);
+  EXPECT_FALSE(s[0].has_value()) << "unknown";
+  ASSERT_TRUE(s[1].has_value());
+  EXPECT_TRUE(s[1]->online);
+  ASSERT_TRUE(s[2].has_value());
+  EXPECT_FALSE(s[2]->online);
+  EXPECT_EQ(s[2]->last_seen, kT0 + 5'010);
+  ASSERT_TRUE(s[3].has_value());
+  EXPECT_TRUE(s[3]->online);
+  for (chat::domain::UserId u : {1, 2, 3}) {
+    const auto one = dir().status(u);
+    const auto many = dir().statuses({u});
+    ASSERT_EQ(many.size(), 1U);
+    ASSERT_EQ(one.has_value(), many[0].has_value()) << u;
+    if (one) {
+      EXPECT_EQ(one->online, many[0]->online);
+      EXPECT_EQ(one->last_seen, many[0]->last_seen);
+    }
+  }
+  EXPECT_TRUE(dir().statuses({}).empty());
+  EXPECT_THROW(dir().statuses(std::vector<chat::domain::UserId>(PresenceDirectory::kMaxStatusBatch + 1, 1)),
+               std::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends,
                          PresenceDirectoryConformance,
                          ::testing::Values(std::string("local"), std::string("redis")),
@@ -179,6 +219,74 @@ TEST(RedisPresenceDirectory, UnreachableThrowsAndRecovers) {
       return false;
     }
   }));
+}
+
+TEST(RedisPresenceDirectory, OfflineHashesExpireAndAMissingHashIsNeverOnline) {
+  CHATD_REQUIRE_REDIS(url);
+  RedisClient client(chat::test::client_options(url));
+  const auto prefix = chat::test::unique_prefix();
+  chat::presence::RedisPresenceDirectory dir(client, prefix, 1'500ms);
+  const auto key = prefix + "u:7";
+  const auto pttl = [&] { return client.command({"PTTL", key}).integer; };
+  EXPECT_TRUE(dir.set_count(7, 1, 1, kT0, kGrace).went_online);
+  EXPECT_EQ(pttl(), -1) << "online: kept";
+  const auto g = dir.set_count(7, 1, 0, kT0, kGrace).pending;
+  ASSERT_NE(g, 0U);
+  EXPECT_EQ(pttl(), -1) << "grace period: kept";
+  ASSERT_EQ(dir.expire(7, g, kT0 + 5'000), kT0 + 5'000);
+  EXPECT_GT(pttl(), 0) << "offline: expires";
+  ASSERT_TRUE(chat::test::eventually([&] { return !dir.status(7).has_value(); }));
+  EXPECT_EQ(client.command({"EXISTS", key}).integer, 0);
+  EXPECT_FALSE(dir.statuses({7})[0].has_value()) << "unknown (the store answers), not online";
+  // Nothing recreates it as online: a dead node's sweep, a node reset, a stale disconnect.
+  dir.heartbeat(1, kT0, 1ms);
+  EXPECT_TRUE(dir.sweep(kT0 + 60'000, 0ms).empty());
+  dir.reset_node(1, kT0 + 60'000, kGrace);
+  dir.set_count(7, 1, 0, kT0 + 60'000, kGrace);
+  EXPECT_FALSE(dir.status(7).has_value());
+  EXPECT_EQ(client.command({"EXISTS", key}).integer, 0);
+  // A returning user recreates it, without a TTL while online.
+  EXPECT_TRUE(dir.set_count(7, 2, 1, kT0 + 70'000, kGrace).went_online);
+  EXPECT_EQ(pttl(), -1);
+  ASSERT_TRUE(dir.status(7).has_value());
+  EXPECT_TRUE(dir.status(7)->online);
+  // Offline through a dead node's sweep: the hash expires too.
+  dir.heartbeat(2, kT0 + 70'000, 1'000ms);
+  const auto off = dir.sweep(kT0 + 80'000, 0ms);
+  ASSERT_EQ(off.size(), 1U);
+  EXPECT_EQ(off[0].user, 7);
+  EXPECT_GT(pttl(), 0);
+  // A hash left without a TTL by an older version gets one at the next report of the user.
+  client.command({"HSET", prefix + "u:8", "on", "0", "ls", "5"});
+  dir.set_count(8, 1, 0, kT0, kGrace);
+  EXPECT_GT(client.command({"PTTL", prefix + "u:8"}).integer, 0);
+}
+
+TEST(RedisClient, ScriptsRunBySha1AndAreLoadedAgainAfterAFlushOrARestart) {
+  chat::test::RedisProcess redis;
+  RedisClient client(chat::test::client_options(redis.url()));
+  const std::string script = "return ARGV[1] .. KEYS[1]";
+  EXPECT_EQ(client.eval(script, {"k"}, {"v"}).str, "vk");
+  EXPECT_EQ(client.eval(script, {"k"}, {"w"}).str, "wk");
+  EXPECT_EQ(client.script_loads(), 1U) << "the body is sent once";
+  const auto stats = client.command({"INFO", "commandstats"}).str;
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls=2"), std::string::npos) << stats;
+  EXPECT_EQ(stats.find("cmdstat_eval:"), std::string::npos) << "no EVAL: " << stats;
+  client.command({"SCRIPT", "FLUSH"});
+  EXPECT_EQ(client.eval(script, {"k"}, {"x"}).str, "xk") << "NOSCRIPT: loaded again";
+  EXPECT_EQ(client.script_loads(), 2U);
+  redis.stop();
+  redis.start();  // a fresh server, without the script
+  EXPECT_TRUE(chat::test::eventually([&] {
+    try {
+      return client.eval(script, {"k"}, {"y"}).str == "yk";
+    } catch (const RedisUnavailable&) {
+      return false;
+    }
+  }));
+  EXPECT_EQ(client.script_loads(), 3U);
+  EXPECT_EQ(client.eval("return 1 +", {}, {}).type, chat::bus::redis::Reply::Type::error)
+      << "a script that does not compile is an error reply, not a crash";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,6 +312,27 @@ chat::domain::TimeMs wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Awaits tracker.statuses(users) from a coroutine on a private io_context run by this thread.
+struct StatusesCall {
+  std::vector<std::optional<chat::presence::Status>> result;
+  std::thread::id resumed_on;
+};
+StatusesCall await_statuses(chat::presence::PresenceTracker& tracker,
+                            std::vector<chat::domain::UserId> users) {
+  chat::net::io_context io;
+  StatusesCall call;
+  chat::net::co_spawn(
+      io,
+      [&tracker, &call, users]() -> chat::net::awaitable<void> {
+        auto op = tracker.statuses(users);
+        call.result = co_await std::move(op);
+        call.resumed_on = std::this_thread::get_id();
+      },
+      chat::net::detached);
+  io.run();
+  return call;
 }
 
 std::size_t count_frames(RecordingBus& bus, const std::string& needle) {
@@ -280,10 +409,104 @@ TEST_P(PresenceTrackerCluster, StoppedNodeUsersGoOfflineThroughSurvivors) {
   EXPECT_FALSE(n2->status(6)->online);
 }
 
+TEST_P(PresenceTrackerCluster, StatusesOfManyUsersInOneAwaitableCall) {
+  RecordingBus bus1;
+  RecordingBus bus2;
+  auto n1 = node(1, bus1);
+  auto n2 = node(2, bus2);
+  n1->connected(8);
+  ASSERT_TRUE(chat::test::eventually([&] { return n2->status(8) && n2->status(8)->online; }));
+  const auto call = await_statuses(*n2, {8, 12345, 8});
+  EXPECT_EQ(call.resumed_on, std::this_thread::get_id()) << "resumed on the caller's executor";
+  ASSERT_EQ(call.result.size(), 3U);
+  ASSERT_TRUE(call.result[0].has_value());
+  EXPECT_TRUE(call.result[0]->online) << "a device on another node";
+  EXPECT_FALSE(call.result[1].has_value());
+  ASSERT_TRUE(call.result[2].has_value());
+  EXPECT_TRUE(await_statuses(*n2, {}).result.empty());
+}
+
+TEST_P(PresenceTrackerCluster, NodeDeclaredDeadAfterAStallReportsItsDevicesAgain) {
+  RecordingBus bus1;
+  auto n1 = node(1, bus1);
+  n1->connected(9);
+  ASSERT_TRUE(chat::test::eventually([&] { return n1->status(9) && n1->status(9)->online; }));
+  // Another node's sweep sees node 1 lapsed (as after a stall longer than the node TTL).
+  const auto off = dir_->sweep(wall_ms() + 60'000, 200ms);
+  ASSERT_EQ(off.size(), 1U) << "went offline";
+  // Node 1's next heartbeat finds itself unregistered and reports its device again.
+  EXPECT_TRUE(chat::test::eventually([&] { return dir_->status(9) && dir_->status(9)->online; }));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends,
                          PresenceTrackerCluster,
                          ::testing::Values(std::string("local"), std::string("redis")),
                          param_name);
+
+// A directory that records which threads its lookups ran on (cluster mode runs them on the
+// presence thread, never on the awaiting I/O thread); otherwise the in-process one.
+class RecordingDirectory final : public PresenceDirectory {
+ public:
+  Update set_count(chat::domain::UserId user,
+                   NodeId node,
+                   int count,
+                   chat::domain::TimeMs now,
+                   std::chrono::milliseconds grace) override {
+    return inner.set_count(user, node, count, now, grace);
+  }
+  std::optional<chat::domain::TimeMs> expire(chat::domain::UserId user,
+                                             std::uint64_t generation,
+                                             chat::domain::TimeMs now) override {
+    return inner.expire(user, generation, now);
+  }
+  std::optional<chat::presence::Status> status(chat::domain::UserId user) override {
+    ++single_lookups;
+    return inner.status(user);
+  }
+  std::vector<std::optional<chat::presence::Status>> statuses(
+      const std::vector<chat::domain::UserId>& users) override {
+    {
+      std::lock_guard lock(mutex);
+      threads.push_back(std::this_thread::get_id());
+    }
+    return inner.statuses(users);
+  }
+  bool heartbeat(NodeId node, chat::domain::TimeMs now, std::chrono::milliseconds ttl) override {
+    return inner.heartbeat(node, now, ttl);
+  }
+  std::vector<WentOffline> sweep(chat::domain::TimeMs now, std::chrono::milliseconds slack) override {
+    return inner.sweep(now, slack);
+  }
+  void reset_node(NodeId node, chat::domain::TimeMs now, std::chrono::milliseconds grace) override {
+    inner.reset_node(node, now, grace);
+  }
+
+  chat::presence::LocalPresenceDirectory inner;
+  std::mutex mutex;
+  std::vector<std::thread::id> threads;
+  std::atomic<int> single_lookups{0};
+};
+
+TEST(PresenceTracker, ClusterModeLooksStatusesUpOnThePresenceThreadInOneCall) {
+  RecordingDirectory dir;
+  chat::net::io_context timers;
+  RecordingBus bus;
+  chat::presence::PresenceTracker::Options o;
+  o.node_id = 1;
+  o.remote = true;
+  chat::presence::PresenceTracker tracker(timers, bus, dir, o, wall_ms, nullptr);
+  tracker.start();
+  std::vector<chat::domain::UserId> users;
+  for (chat::domain::UserId u = 1; u <= 500; ++u) users.push_back(u);  // the protocol's maximum
+  const auto call = await_statuses(tracker, users);
+  EXPECT_EQ(call.result.size(), 500U);
+  EXPECT_EQ(call.resumed_on, std::this_thread::get_id());
+  std::lock_guard lock(dir.mutex);
+  ASSERT_EQ(dir.threads.size(), 1U) << "one batched lookup";
+  EXPECT_NE(dir.threads[0], std::this_thread::get_id()) << "not on the awaiting thread";
+  EXPECT_EQ(dir.single_lookups.load(), 0);
+  tracker.stop();
+}
 
 TEST(RedisPresenceTracker, RedisOutageThenRecoveryRestoresPresence) {
   chat::test::RedisProcess redis;
@@ -304,6 +527,13 @@ TEST(RedisPresenceTracker, RedisOutageThenRecoveryRestoresPresence) {
   tracker.connected(4);  // while Redis is away
   EXPECT_TRUE(chat::test::eventually([&] { return tracker.status(4) && tracker.status(4)->online; }))
       << "answers from this node's devices";
+  {
+    const auto call = await_statuses(tracker, {4, 3, 99});
+    ASSERT_EQ(call.result.size(), 3U);
+    EXPECT_TRUE(call.result[0] && call.result[0]->online) << "batched lookups fall back too";
+    EXPECT_TRUE(call.result[1] && call.result[1]->online);
+    EXPECT_FALSE(call.result[2].has_value()) << "unknown: the store answers";
+  }
   redis.start();  // empty: the tracker re-reports both users
   ASSERT_TRUE(chat::test::eventually([&] {
     try {
@@ -480,12 +710,12 @@ TEST_P(TokenRevocationConformance, RevocationOnOneNodeInvalidatesEveryNode) {
   a_->insert("hash-a", alice, a_->epoch(), now);
   b_->insert("hash-a", alice, b_->epoch(), now);
   b_->insert("hash-b", bob, b_->epoch(), now);
-  ASSERT_TRUE(b_->find("hash-a", now).has_value());
+  ASSERT_TRUE(b_->find("hash-a", now, kT0).has_value());
   a_->revoke_session(100);
-  EXPECT_FALSE(a_->find("hash-a", now).has_value());
-  EXPECT_TRUE(chat::test::eventually([&] { return !b_->find("hash-a", now).has_value(); }, 1000ms))
+  EXPECT_FALSE(a_->find("hash-a", now, kT0).has_value());
+  EXPECT_TRUE(chat::test::eventually([&] { return !b_->find("hash-a", now, kT0).has_value(); }, 1000ms))
       << "within 1 s on the other node";
-  EXPECT_TRUE(b_->find("hash-b", now).has_value()) << "other sessions stay cached";
+  EXPECT_TRUE(b_->find("hash-b", now, kT0).has_value()) << "other sessions stay cached";
 }
 
 TEST_P(TokenRevocationConformance, ReadBeforeARevocationIsNotCachedAfterIt) {
@@ -494,7 +724,7 @@ TEST_P(TokenRevocationConformance, ReadBeforeARevocationIsNotCachedAfterIt) {
   a_->revoke_session(300);         // the session is revoked meanwhile
   ASSERT_TRUE(chat::test::eventually([&] { return b_->epoch() != epoch; }, 1000ms));
   b_->insert("hash-c", chat::domain::AuthContext{3, 300, 3000}, epoch, now);  // the stale read ends
-  EXPECT_FALSE(b_->find("hash-c", now).has_value());
+  EXPECT_FALSE(b_->find("hash-c", now, kT0).has_value());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends,
@@ -506,18 +736,31 @@ TEST(TokenCache, EntriesExpireAndTheCacheIsBounded) {
   chat::auth::TokenCache cache({3, 1000ms});
   const auto t = chat::auth::TokenCache::Clock::now();
   for (int i = 0; i < 10; ++i) {
-    // Not `"h" + std::to_string(i)`: GCC 12 reports a false -Wrestrict on that inlined operator+.
-    std::string key = std::to_string(i);
-    key.insert(0, 1, 'h');
+    std::string key = std::to_string(i);  // not "h" + ...: GCC 12 -Wrestrict false positive at -O3
+    key.insert(key.begin(), 'h');
     cache.insert(key, chat::domain::AuthContext{i, i, i}, cache.epoch(), t);
   }
   EXPECT_LE(cache.size(), 3U);
   cache.insert("x", chat::domain::AuthContext{1, 1, 1}, cache.epoch(), t);
-  EXPECT_TRUE(cache.find("x", t + 999ms).has_value());
-  EXPECT_FALSE(cache.find("x", t + 1000ms).has_value());
+  EXPECT_TRUE(cache.find("x", t + 999ms, kT0).has_value());
+  EXPECT_FALSE(cache.find("x", t + 1000ms, kT0).has_value());
   cache.set_enabled(false);
   cache.insert("y", chat::domain::AuthContext{1, 1, 1}, cache.epoch(), t);
-  EXPECT_FALSE(cache.find("y", t).has_value()) << "disabled: bypassed";
+  EXPECT_FALSE(cache.find("y", t, kT0).has_value()) << "disabled: bypassed";
+}
+
+TEST(TokenCache, NeverServesAnEntryPastItsTokenExpiry) {
+  // The cache TTL (60 s) outlives the token (1 s left): the token's own expiry wins.
+  chat::auth::TokenCache cache({10, 60'000ms});
+  const auto t = chat::auth::TokenCache::Clock::now();
+  const chat::domain::AuthContext auth{1, 1, 1, kT0 + 1'000};
+  cache.insert("h", auth, cache.epoch(), t);
+  const auto hit = cache.find("h", t, kT0 + 999);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->access_expires_at, kT0 + 1'000);
+  EXPECT_FALSE(cache.find("h", t + 1ms, kT0 + 1'000).has_value()) << "expired at access_expires_at";
+  EXPECT_FALSE(cache.find("h", t + 1ms, kT0 + 999).has_value()) << "dropped, not hidden";
+  EXPECT_EQ(cache.size(), 0U);
 }
 
 TEST(RedisTokenRevocation, SubscriptionDownDisablesTheCacheUntilResubscribed) {
@@ -527,12 +770,12 @@ TEST(RedisTokenRevocation, SubscriptionDownDisablesTheCacheUntilResubscribed) {
   ASSERT_TRUE(chat::test::eventually([&] { return b.enabled(); }));
   const auto now = chat::auth::TokenCache::Clock::now();
   b.insert("hash", chat::domain::AuthContext{1, 1, 1}, b.epoch(), now);
-  ASSERT_TRUE(b.find("hash", now).has_value());
+  ASSERT_TRUE(b.find("hash", now, kT0).has_value());
   redis.stop();
   ASSERT_TRUE(chat::test::eventually([&] { return !b.enabled(); })) << "the subscription dropped";
-  EXPECT_FALSE(b.find("hash", now).has_value()) << "cleared: a missed revocation is never served";
+  EXPECT_FALSE(b.find("hash", now, kT0).has_value()) << "cleared: a missed revocation is never served";
   b.insert("hash", chat::domain::AuthContext{1, 1, 1}, b.epoch(), now);
-  EXPECT_FALSE(b.find("hash", now).has_value()) << "bypassed while down";
+  EXPECT_FALSE(b.find("hash", now, kT0).has_value()) << "bypassed while down";
   // A revocation made on node A while Redis is down reaches B once both are back.
   nodes.a.cache.revoke_session(7);
   redis.start();
@@ -541,7 +784,7 @@ TEST(RedisTokenRevocation, SubscriptionDownDisablesTheCacheUntilResubscribed) {
   // Queued invalidations are published after the publisher reconnects, which may be before or
   // after B resubscribed; a fresh revocation after both are up must arrive.
   nodes.a.cache.revoke_session(7);
-  EXPECT_TRUE(chat::test::eventually([&] { return !b.find("hash7", now).has_value(); }, 2000ms));
+  EXPECT_TRUE(chat::test::eventually([&] { return !b.find("hash7", now, kT0).has_value(); }, 2000ms));
 }
 
 }  // namespace

@@ -356,6 +356,7 @@ TEST_P(StoreConformance, FindAccessHonoursExpiryAndRevocation) {
   EXPECT_EQ(auth->user_id, user);
   EXPECT_EQ(auth->session_id, s.session_id);
   EXPECT_EQ(auth->device_id, s.device_id);
+  EXPECT_EQ(auth->access_expires_at, kT0 + 3'600'000) << "the expiry travels with the context (token cache)";
   EXPECT_TRUE(store().find_access("access-1", kT0 + 3'600'000 - 1));
   EXPECT_FALSE(store().find_access("access-1", kT0 + 3'600'000));  // expired
   EXPECT_FALSE(store().find_access("refresh-1", kT0));             // a refresh token is not an access one

@@ -291,6 +291,25 @@ test('auth rate limit per IP: --rate-auth-ip-per-min 5 admits 5 attempts, the 6t
   }
 });
 
+test('an access token stops working at its expiry even while the token cache would still hold it', T, async () => {
+  // Goal: the token cache never serves a token past its own expiry. Method: separate chatd with 1 s access
+  // tokens and a 60 s token cache (the maximum); the token is used (cached), then used again once its access_expires_at
+  // has passed: 401 unauthorized, although the cache entry is far from its TTL.
+  const short = await startServer({ label: 'auth-expiry', args: ['--access-ttl-s', '1', '--auth-cache-ttl-ms', '60000'] });
+  try {
+    const u = await short.registerUser('Exp');
+    assert.equal((await short.api('GET', '/api/v1/users/me', { token: u.token })).status, 200);
+    assert.equal((await short.api('GET', '/api/v1/users/me', { token: u.token })).status, 200, 'served from the cache');
+    const expires = u.session.access_expires_at;
+    while (Date.now() <= expires + 50) await new Promise((r) => setTimeout(r, 100));
+    assertError(await short.api('GET', '/api/v1/users/me', { token: u.token }), 401, 'unauthorized', 'expired access token');
+    const h = await short.api('GET', '/healthz');
+    assert.equal(h.status, 200);
+  } finally {
+    await short.close();
+  }
+});
+
 test('devices: list the logged-in devices, log one out remotely (its sockets close with 4001)', T, async () => {
   // Goal: a user sees their devices and can sign one out from another. Method: register (web) and log
   // in twice more (mobile, smart_tv); list; DELETE the mobile device from the web session; its token

@@ -262,6 +262,10 @@ TEST_F(ConfigTest, HelpListsEveryFlagAndVariable) {
                                    "CHATD_WEB_ROOT",
                                    "--presence-grace-ms",
                                    "CHATD_PRESENCE_GRACE_MS",
+                                   "--presence-heartbeat-ms",
+                                   "--presence-node-ttl-ms",
+                                   "--presence-sweep-slack-ms",
+                                   "--presence-offline-ttl-ms",
                                    "--help",
                                    "--version"}) {
       EXPECT_NE(r.output.find(word), std::string::npos) << word;
@@ -280,6 +284,38 @@ TEST_F(ConfigTest, WebRootAndPresenceGrace) {
   EXPECT_EQ(c.presence_grace.count(), 1);
   refused({"--presence-grace-ms", "0"});
   refused({"--presence-grace-ms", "soon"});
+}
+
+TEST_F(ConfigTest, ClusterPresenceTimings) {
+  // Goal: the cluster presence heartbeat, node TTL, sweep slack and offline TTL are options
+  // (flags and environment) and a node TTL not above the heartbeat is refused (live nodes would
+  // look dead). Method: defaults, flags, environment, the ordering rule, bad values.
+  auto d = ok({});
+  EXPECT_EQ(d.presence_heartbeat.count(), 1'000);
+  EXPECT_EQ(d.presence_node_ttl.count(), 5'000);
+  EXPECT_EQ(d.presence_sweep_slack.count(), 2'000);
+  EXPECT_EQ(d.presence_offline_ttl.count(), 600'000);
+  auto c = ok({"--presence-heartbeat-ms", "200", "--presence-node-ttl-ms", "900", "--presence-sweep-slack-ms",
+               "300", "--presence-offline-ttl-ms", "60000"});
+  EXPECT_EQ(c.presence_heartbeat.count(), 200);
+  EXPECT_EQ(c.presence_node_ttl.count(), 900);
+  EXPECT_EQ(c.presence_sweep_slack.count(), 300);
+  EXPECT_EQ(c.presence_offline_ttl.count(), 60'000);
+  fake_env() = {{"CHATD_PRESENCE_HEARTBEAT_MS", "300"},
+                {"CHATD_PRESENCE_NODE_TTL_MS", "301"},
+                {"CHATD_PRESENCE_SWEEP_SLACK_MS", "5"},
+                {"CHATD_PRESENCE_OFFLINE_TTL_MS", "7"}};
+  auto e = ok({});
+  EXPECT_EQ(e.presence_heartbeat.count(), 300);
+  EXPECT_EQ(e.presence_node_ttl.count(), 301);
+  EXPECT_EQ(e.presence_sweep_slack.count(), 5);
+  EXPECT_EQ(e.presence_offline_ttl.count(), 7);
+  fake_env() = {};
+  refused({"--presence-heartbeat-ms", "5000"});  // = the default node TTL
+  refused({"--presence-heartbeat-ms", "1000", "--presence-node-ttl-ms", "999"});
+  refused({"--presence-heartbeat-ms", "0"});
+  refused({"--presence-sweep-slack-ms", "soon"});
+  refused({"--presence-offline-ttl-ms", "-1"});
 }
 
 TEST_F(ConfigTest, BusAndNodeId) {

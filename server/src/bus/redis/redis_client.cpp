@@ -97,17 +97,45 @@ Reply RedisClient::command(const std::vector<std::string>& argv) {
   return out;
 }
 
+Reply RedisClient::load_script(const std::string& script) {
+  auto r = command({"SCRIPT", "LOAD", script});
+  if (r.type == Reply::Type::string && !r.str.empty()) {
+    script_loads_.fetch_add(1);
+    std::lock_guard lock(shas_mutex_);
+    shas_[script] = r.str;
+  }
+  return r;  // the SHA1, or the error (e.g. the script does not compile)
+}
+
 Reply RedisClient::eval(const std::string& script,
                         const std::vector<std::string>& keys,
                         const std::vector<std::string>& args) {
+  std::string sha;
+  {
+    std::lock_guard lock(shas_mutex_);
+    if (auto it = shas_.find(script); it != shas_.end()) sha = it->second;
+  }
+  if (sha.empty()) {
+    auto loaded = load_script(script);
+    if (loaded.type != Reply::Type::string) return loaded;
+    sha = std::move(loaded.str);
+  }
   std::vector<std::string> argv;
   argv.reserve(3 + keys.size() + args.size());
-  argv.emplace_back("EVAL");
-  argv.push_back(script);
+  argv.emplace_back("EVALSHA");
+  argv.push_back(std::move(sha));
   argv.push_back(std::to_string(keys.size()));
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  return command(argv);
+  auto r = command(argv);
+  if (r.type == Reply::Type::error && r.str.rfind("NOSCRIPT", 0) == 0) {
+    // The server lost its script cache (restart, SCRIPT FLUSH, failover): load it again, once.
+    auto loaded = load_script(script);
+    if (loaded.type != Reply::Type::string) return loaded;
+    argv[1] = std::move(loaded.str);
+    r = command(argv);
+  }
+  return r;
 }
 
 }  // namespace chat::bus::redis

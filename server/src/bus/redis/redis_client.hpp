@@ -1,10 +1,12 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 struct redisContext;
@@ -46,12 +48,16 @@ class RedisClient {
   // Runs one command (argv form, binary safe). Throws RedisUnavailable; a Redis error reply
   // (e.g. a script error) is returned as Type::error.
   Reply command(const std::vector<std::string>& argv);
-  // EVAL script numkeys=keys.size() keys... args...
+  // Runs a Lua script: EVALSHA with the script's SHA1 (learned once with SCRIPT LOAD), so the
+  // body crosses the network once per script and connection lifetime of the Redis server; on
+  // NOSCRIPT (Redis restarted or SCRIPT FLUSH) it loads the script again and retries once.
   Reply eval(const std::string& script,
              const std::vector<std::string>& keys,
              const std::vector<std::string>& args);
 
   const Options& options() const noexcept { return options_; }
+  // How many times a script body was sent (SCRIPT LOAD), for tests and metrics.
+  std::uint64_t script_loads() const noexcept { return script_loads_.load(); }
 
  private:
   void connect_locked();
@@ -61,6 +67,10 @@ class RedisClient {
   std::mutex mutex_;
   redisContext* ctx_ = nullptr;
   std::chrono::steady_clock::time_point next_attempt_{};
+  Reply load_script(const std::string& script);
+  std::mutex shas_mutex_;
+  std::unordered_map<std::string, std::string> shas_;  // script body -> SHA1 (hex)
+  std::atomic<std::uint64_t> script_loads_{0};
 };
 
 }  // namespace chat::bus::redis

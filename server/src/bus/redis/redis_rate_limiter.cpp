@@ -37,9 +37,10 @@ bool RedisRateLimiter::try_take(const std::string& key,
                                 std::int64_t now_ms,
                                 std::chrono::milliseconds* retry_after) {
   const auto interval_us = static_cast<std::int64_t>(std::llround(60e6 / per_minute_));
+  static const std::string gcra(kGcra);
   try {
     const auto r =
-        client_.eval(kGcra, {prefix_ + key},
+        client_.eval(gcra, {prefix_ + key},
                      {std::to_string(now_ms * 1000), std::to_string(std::max<std::int64_t>(1, interval_us)),
                       std::to_string(static_cast<std::int64_t>(std::floor(burst_)))});
     if (r.type != Reply::Type::array || r.elements.size() != 2)

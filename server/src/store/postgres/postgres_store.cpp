@@ -194,8 +194,8 @@ constexpr std::string_view kInsertSession =
     "INSERT INTO sessions (user_id, device_id, access_hash, access_expires_at, refresh_hash, "
     "refresh_expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
 constexpr std::string_view kFindAccess =
-    "SELECT id, user_id, device_id FROM sessions WHERE access_hash = $1 AND revoked_at IS NULL "
-    "AND access_expires_at > $2";
+    "SELECT id, user_id, device_id, access_expires_at FROM sessions WHERE access_hash = $1 AND "
+    "revoked_at IS NULL AND access_expires_at > $2";
 constexpr std::string_view kFindRefresh =
     "SELECT id, user_id, device_id, refresh_expires_at, revoked_at FROM sessions WHERE refresh_hash = $1";
 constexpr std::string_view kFindPrevRefresh =
@@ -649,7 +649,7 @@ std::optional<domain::AuthContext> PostgresStore::find_access(std::string_view a
   auto db = lease();
   const auto r = (*db).exec(kFindAccess, {Param::bytes(access_hash), now});
   if (r.empty()) return std::nullopt;
-  return domain::AuthContext{r.int64(0, 1), r.int64(0, 0), r.int64(0, 2)};
+  return domain::AuthContext{r.int64(0, 1), r.int64(0, 0), r.int64(0, 2), r.int64(0, 3)};
 }
 
 std::optional<domain::User> PostgresStore::find_user(UserId user) {

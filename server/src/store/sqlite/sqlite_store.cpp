@@ -168,8 +168,8 @@ constexpr std::string_view kInsertSession =
     "refresh_expires_at, "
     "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr std::string_view kFindAccess =
-    "SELECT id, user_id, device_id FROM sessions WHERE access_hash = ?1 AND revoked_at IS NULL "
-    "AND access_expires_at > ?2";
+    "SELECT id, user_id, device_id, access_expires_at FROM sessions WHERE access_hash = ?1 AND "
+    "revoked_at IS NULL AND access_expires_at > ?2";
 constexpr std::string_view kFindRefresh =
     "SELECT id, user_id, device_id, refresh_expires_at, revoked_at FROM sessions WHERE refresh_hash = ?1";
 constexpr std::string_view kFindPrevRefresh =
@@ -652,7 +652,7 @@ std::optional<domain::AuthContext> SqliteStore::find_access(std::string_view acc
   auto s = (*db).prepare(kFindAccess);
   s.bind_blob(1, access_hash).bind(2, now);
   if (!s.step()) return std::nullopt;
-  return domain::AuthContext{s.int64(1), s.int64(0), s.int64(2)};
+  return domain::AuthContext{s.int64(1), s.int64(0), s.int64(2), s.int64(3)};
 }
 
 std::optional<domain::User> SqliteStore::find_user(UserId user) {
