@@ -41,6 +41,8 @@ for p in $PEERS; do
 done
 node driver/summarize.js --table results/SUMMARY.md || true
 mkdir -p "$B/results/peers"
+mkdir -p "$B/results/peers/raw"
 cp results/*.json results/SUMMARY.md "$B/results/peers/" 2>/dev/null || true
+cp results/raw/*.json "$B/results/peers/raw/" 2>/dev/null || true
 echo "peers: results in $DST/results and $B/results/peers" >&2
 exit $rc
