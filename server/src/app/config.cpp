@@ -88,6 +88,20 @@ const std::vector<Option>& options() {
       {"--ws-idle-timeout-ms", "CHATD_WS_IDLE_TIMEOUT_MS",
        "close a WebSocket silent this long (default 60000)",
        [](Config& c, std::string_view v) { return parse_ms(v, c.ws_idle_timeout); }},
+      {"--ws-coalesce-ms", "CHATD_WS_COALESCE_MS",
+       "under load, how long a big group's frames may wait to share one write with the next ones "
+       "(default 10, at most 10000; 0 = off)",
+       [](Config& c, std::string_view v) {
+         long long ms = 0;
+         if (!parse_number<long long>(v, ms, 0, 10000)) return false;
+         c.ws_coalesce = std::chrono::milliseconds(ms);
+         return true;
+       }},
+      {"--ws-coalesce-min-sends", "CHATD_WS_COALESCE_MIN_SENDS",
+       "socket writes per second per I/O thread above which coalescing starts (default 20000; 0 = always)",
+       [](Config& c, std::string_view v) {
+         return parse_number<std::uint32_t>(v, c.ws_coalesce_min_sends, 0, 100'000'000);
+       }},
       {"--auth-timeout-ms", "CHATD_AUTH_TIMEOUT_MS",
        "time a new WebSocket has to authenticate (default 10000)",
        [](Config& c, std::string_view v) { return parse_ms(v, c.auth_timeout); }},

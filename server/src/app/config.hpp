@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,8 @@ struct Config {
   int node_id = 0;
   int threads = 0;  // 0: one per core
   std::chrono::milliseconds ws_idle_timeout{60'000};
+  std::chrono::milliseconds ws_coalesce{10};
+  std::uint32_t ws_coalesce_min_sends = 20'000;
   std::chrono::milliseconds auth_timeout{10'000};
   double rate_auth_ip_per_min = 30;
   double rate_auth_account_per_min = 10;

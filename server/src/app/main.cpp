@@ -171,6 +171,8 @@ int run(const app::Config& config) {
 
   transport::ServerContext::Options net_options;
   net_options.ws_idle_timeout = config.ws_idle_timeout;
+  net_options.ws_coalesce = config.ws_coalesce;
+  net_options.ws_coalesce_min_sends = config.ws_coalesce_min_sends;
   net_options.auth_timeout = config.auth_timeout;
   net_options.send_rate_per_s = config.rate_send_per_sec;
   net_options.allowed_origins = config.allowed_origins;

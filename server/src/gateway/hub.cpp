@@ -61,34 +61,38 @@ void Hub::publish(std::vector<domain::UserId> recipients,
                   std::uint64_t except_connection) {
   const std::uint64_t mask = shards_of(recipients);
   if (mask == 0) return;  // nobody connected
+  // A direct conversation or a small group is latency-bound; a big group's fan-out is what fills
+  // an I/O thread with one small write per recipient, so its frames may be coalesced.
+  const auto urgency = recipients.size() >= kBatchableFanout ? Urgency::batchable : Urgency::prompt;
   auto shared_recipients = std::make_shared<const std::vector<domain::UserId>>(std::move(recipients));
   for (std::size_t shard = 0; shard < shards_.size(); ++shard) {
     if (shard < 64 && (mask >> shard & 1) == 0) continue;
-    transport::PostBatch::post(*shards_[shard], [this, shard, shared_recipients, frame, except_connection] {
-      std::size_t delivered = 0;
-      auto& by_user = registries_[shard]->by_user;
-      for (auto user : *shared_recipients) {
-        auto it = by_user.find(user);
-        if (it == by_user.end()) continue;
-        if (it->second.size() == 1) {
-          // The common case, without copying the list: nothing touches it after deliver().
-          if (auto c = it->second.front().lock(); c && c->connection_id() != except_connection) {
-            c->deliver(frame);
-            ++delivered;
+    transport::PostBatch::post(
+        *shards_[shard], [this, shard, shared_recipients, frame, except_connection, urgency] {
+          std::size_t delivered = 0;
+          auto& by_user = registries_[shard]->by_user;
+          for (auto user : *shared_recipients) {
+            auto it = by_user.find(user);
+            if (it == by_user.end()) continue;
+            if (it->second.size() == 1) {
+              // The common case, without copying the list: nothing touches it after deliver().
+              if (auto c = it->second.front().lock(); c && c->connection_id() != except_connection) {
+                c->deliver(frame, urgency);
+                ++delivered;
+              }
+              continue;
+            }
+            // Copy: delivering may close a slow consumer, which detaches it from this very list.
+            const auto targets = it->second;
+            for (const auto& weak : targets) {
+              if (auto c = weak.lock(); c && c->connection_id() != except_connection) {
+                c->deliver(frame, urgency);
+                ++delivered;
+              }
+            }
           }
-          continue;
-        }
-        // Copy: delivering may close a slow consumer, which detaches it from this very list.
-        const auto targets = it->second;
-        for (const auto& weak : targets) {
-          if (auto c = weak.lock(); c && c->connection_id() != except_connection) {
-            c->deliver(frame);
-            ++delivered;
-          }
-        }
-      }
-      if (delivered > 0 && on_delivered) on_delivered(delivered);
-    });
+          if (delivered > 0 && on_delivered) on_delivered(delivered);
+        });
   }
 }
 
@@ -136,7 +140,7 @@ void Hub::publish_to_watchers(domain::UserId subject, SharedFrame frame) {
       std::size_t delivered = 0;
       for (const auto& weak : targets) {
         if (auto c = weak.lock()) {
-          c->deliver(frame);
+          c->deliver(frame, Urgency::prompt);
           ++delivered;
         }
       }

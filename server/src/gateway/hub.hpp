@@ -40,6 +40,9 @@ class Hub {
   void attach(std::size_t shard, domain::UserId user, const std::shared_ptr<Connection>& connection);
   void detach(std::size_t shard, domain::UserId user, std::uint64_t connection_id);
 
+  // Fan-outs to at least this many members are Urgency::batchable (see connection.hpp).
+  static constexpr std::size_t kBatchableFanout = 16;
+
   // Any thread. `except_connection` (0 for none) is skipped: the sending connection gets an ack.
   void publish(std::vector<domain::UserId> recipients,
                SharedFrame frame,

@@ -30,6 +30,8 @@ class StaticFiles;
 struct ServerContext {
   struct Options {
     std::chrono::milliseconds ws_idle_timeout{60'000};
+    std::chrono::milliseconds ws_coalesce{0};  // see WsShard
+    std::uint32_t ws_coalesce_min_sends = 20'000;
     std::chrono::milliseconds auth_timeout{10'000};
     std::chrono::milliseconds http_idle_timeout{30'000};
     double send_rate_per_s = 50;

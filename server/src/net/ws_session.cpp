@@ -472,10 +472,10 @@ net::awaitable<void> WsSession::handle_send(gateway::SendFrame frame) {
 // ---- writing ----
 
 void WsSession::send_text(std::string text) {
-  deliver(std::make_shared<const std::string>(std::move(text)));
+  deliver(std::make_shared<const std::string>(std::move(text)), gateway::Urgency::prompt);
 }
 
-void WsSession::deliver(gateway::SharedFrame frame) {
+void WsSession::deliver(gateway::SharedFrame frame, gateway::Urgency urgency) {
   if (state_ != State::open) return;
   if (out_.bytes() + frame->size() > domain::limits::send_queue_bytes_max) {
     // A slow consumer: drop the queue and close; the client resyncs from history. A frame
@@ -485,7 +485,15 @@ void WsSession::deliver(gateway::SharedFrame frame) {
     close_with(4008, "send queue overflow; resync");
     return;
   }
-  enqueue(std::move(frame), ws::Opcode::text);
+  if (urgency == gateway::Urgency::prompt || !shard_.coalescing()) {
+    enqueue(std::move(frame), ws::Opcode::text);
+    return;
+  }
+  out_.push(std::move(frame), ws::Opcode::text, false);
+  // Already due with the next flush, or already waiting for the coalescing timer: it goes along.
+  if (dirty_ || coalesced_ || writing_) return;
+  coalesced_ = true;
+  shard_.mark_coalesced(shared_from_this());
 }
 
 void WsSession::enqueue(gateway::SharedFrame payload, ws::Opcode op, bool raw) {
@@ -534,20 +542,30 @@ void WsSession::arm_write() {
                          if (ec != net::error::operation_aborted) self->teardown();
                          return;
                        }
-                       self->flush();
+                       self->write_queue();
                      });
+}
+
+void WsSession::flush() {
+  dirty_ = false;
+  write_queue();
+}
+
+void WsSession::flush_coalesced() {
+  coalesced_ = false;
+  write_queue();
 }
 
 // Writes as much of the queue as the socket takes: one sendmsg per 256 frames, each frame two
 // iovecs (its header, built here, and the shared payload).
-void WsSession::flush() {
-  dirty_ = false;
+void WsSession::write_queue() {
   if (state_ == State::done || writing_) return;
   while (!out_.empty()) {
     msghdr msg{};
     msg.msg_iov = shard_.iov().data();
     msg.msg_iovlen = out_.gather(shard_.iov(), shard_.headers());
     const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shard_.count_send();
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return arm_write();

@@ -41,13 +41,14 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   // after the request.
   void start(std::string_view accept, std::string bearer, std::string_view early);
 
-  void deliver(gateway::SharedFrame frame) override;
+  void deliver(gateway::SharedFrame frame, gateway::Urgency urgency) override;
   void close_with(std::uint16_t code, std::string_view reason) override;
   std::uint64_t connection_id() const noexcept override { return id_; }
   domain::SessionId session_id() const noexcept override { return auth_ ? auth_->session_id : 0; }
 
-  // For the shard.
+  // For the shard: the next flush (prompt frames), the coalescing timer (batchable frames only).
   void flush();
+  void flush_coalesced();
   // Applies the deadlines; true if the session has something to do (the shard then calls on_due).
   bool due(std::chrono::steady_clock::time_point now) const noexcept;
   void on_due(std::chrono::steady_clock::time_point now);
@@ -84,6 +85,7 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   void enqueue(gateway::SharedFrame payload, ws::Opcode op, bool raw = false);
   void fail(std::uint16_t code, std::string_view reason);
   void schedule_flush();
+  void write_queue();
   void arm_read();
   void arm_write();
   void teardown();
@@ -110,12 +112,13 @@ class WsSession final : public gateway::Connection, public std::enable_shared_fr
   std::uint32_t shard_index_;
   std::uint16_t sends_in_flight_ = 0;
   State state_ = State::open;
-  bool reading_ = false;  // a readability wait is pending
-  bool writing_ = false;  // a writability wait is pending
-  bool dirty_ = false;    // in the shard's flush list
-  bool busy_ = false;     // a frame is being handled by a coroutine: reading pauses
-  bool paused_ = false;   // kSendsInFlightMax sends pending: reading pauses
-  bool pinged_ = false;   // heartbeat ping sent since the peer was last heard from
+  bool reading_ = false;    // a readability wait is pending
+  bool writing_ = false;    // a writability wait is pending
+  bool dirty_ = false;      // in the shard's flush list
+  bool coalesced_ = false;  // in the shard's coalescing list
+  bool busy_ = false;       // a frame is being handled by a coroutine: reading pauses
+  bool paused_ = false;     // kSendsInFlightMax sends pending: reading pauses
+  bool pinged_ = false;     // heartbeat ping sent since the peer was last heard from
   bool counted_ = false;
 };
 

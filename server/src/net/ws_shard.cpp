@@ -11,7 +11,9 @@ WsShard::WsShard(net::io_context& io, Timing timing)
       timing_(timing),
       now_(std::chrono::steady_clock::now()),
       sweep_timer_(io),
-      read_buffer_(new char[kReadBufferBytes]) {
+      read_buffer_(new char[kReadBufferBytes]),
+      coalesce_timer_(io),
+      rate_window_start_(now_) {
   // Deadlines are checked at this granularity: a quarter of the shortest timeout, between 25 ms
   // and 1 s. With the defaults (60 s idle, 10 s auth) that is one tick per second.
   const auto shortest = std::min(timing_.idle_timeout, timing_.auth_timeout);
@@ -23,6 +25,7 @@ WsShard::WsShard(net::io_context& io, Timing timing)
   const auto heartbeat_step =
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(timing_.idle_timeout) / 8;
   full_every_ = static_cast<std::uint32_t>(std::max<std::int64_t>(1, heartbeat_step / sweep_period_));
+  coalescing_ = timing_.coalesce_window.count() > 0 && timing_.coalesce_min_sends_per_s == 0;
 }
 
 void WsShard::watch_deadline(const std::shared_ptr<WsSession>& session) {
@@ -66,8 +69,44 @@ void WsShard::flush() {
   flush_posted_ = false;
   flushing_.swap(dirty_);
   for (auto& s : flushing_) s->flush();
+  update_rate();
   flushing_.clear();
   if (flushing_.capacity() > 4096) flushing_.shrink_to_fit();
+}
+
+void WsShard::mark_coalesced(std::shared_ptr<WsSession> session) {
+  coalesced_.push_back(std::move(session));
+  if (coalesce_armed_) return;
+  coalesce_armed_ = true;
+  coalesce_timer_.expires_after(timing_.coalesce_window);
+  coalesce_timer_.async_wait([this](const boost::system::error_code& ec) {
+    coalesce_armed_ = false;
+    if (!ec) flush_coalesced();
+  });
+}
+
+// A session may have been written meanwhile by a prompt frame's flush: then its queue is empty
+// (or holds only newer frames) and this costs nothing, or one sendmsg for the newer frames.
+void WsShard::flush_coalesced() {
+  flushing_.swap(coalesced_);
+  for (auto& s : flushing_) s->flush_coalesced();
+  update_rate();
+  flushing_.clear();
+  if (flushing_.capacity() > 4096) flushing_.shrink_to_fit();
+}
+
+// The sendmsg rate over windows of at least 50 ms switches coalescing on above the threshold and
+// off below half of it: the coalescing itself lowers the rate, and the gap keeps it from flapping.
+void WsShard::update_rate() {
+  if (timing_.coalesce_window.count() <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  const auto elapsed = now - rate_window_start_;
+  if (elapsed < std::chrono::milliseconds(50)) return;
+  const double per_s = static_cast<double>(sends_in_window_) / std::chrono::duration<double>(elapsed).count();
+  const double on = timing_.coalesce_min_sends_per_s;
+  coalescing_ = coalescing_ ? per_s >= on / 2 : per_s >= on;
+  sends_in_window_ = 0;
+  rate_window_start_ = now;
 }
 
 void WsShard::arm_sweep() {

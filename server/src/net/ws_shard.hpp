@@ -23,13 +23,20 @@ class WsSession;
 //   place; only the bytes of an unfinished frame are copied into the session;
 // - the flush task: deliver() queues a frame and marks the session dirty; the first dirty session
 //   posts one flush, which then writes every dirty session's queue with one sendmsg each;
-// - one coarse periodic sweep for heartbeats, idle timeouts, auth deadlines and close deadlines.
+// - one coarse periodic sweep for heartbeats, idle timeouts, auth deadlines and close deadlines;
+// - write coalescing under load: while this thread makes more than `coalesce_min_sends_per_s`
+//   sendmsg calls a second, sessions with only batchable frames queued (a big group's fan-out,
+//   see gateway::Urgency) are written by one timer `coalesce_window` after the first such frame
+//   instead of by the next flush, so a busy recipient's frames share one sendmsg. Below that rate,
+//   or with a window of 0, every frame leaves with the next flush.
 // Touched by its own thread only.
 class WsShard {
  public:
   struct Timing {
     std::chrono::milliseconds idle_timeout;
     std::chrono::milliseconds auth_timeout;
+    std::chrono::milliseconds coalesce_window{0};
+    std::uint32_t coalesce_min_sends_per_s = 20'000;
   };
 
   WsShard(net::io_context& io, Timing timing);
@@ -56,11 +63,18 @@ class WsShard {
   std::size_t size() const noexcept { return sessions_.size(); }
 
   void mark_dirty(std::shared_ptr<WsSession> session);
+  // Whether batchable frames wait for the coalescing timer right now (see above).
+  bool coalescing() const noexcept { return coalescing_; }
+  void mark_coalesced(std::shared_ptr<WsSession> session);
+  // One sendmsg made by a session of this shard (the load measure for coalescing).
+  void count_send() noexcept { ++sends_in_window_; }
 
  private:
   static constexpr std::size_t kReadBufferBytes = 64 * 1024;
 
   void flush();
+  void flush_coalesced();
+  void update_rate();
   void arm_sweep();
   void sweep();
 
@@ -76,11 +90,17 @@ class WsShard {
   std::vector<WsSession*> sessions_;
   std::vector<std::shared_ptr<WsSession>> dirty_;
   std::vector<std::shared_ptr<WsSession>> flushing_;
+  std::vector<std::shared_ptr<WsSession>> coalesced_;  // waiting for coalesce_timer_
+  net::steady_timer coalesce_timer_;
+  std::chrono::steady_clock::time_point rate_window_start_;
+  std::uint64_t sends_in_window_ = 0;
   std::vector<std::shared_ptr<WsSession>> due_;
   std::vector<std::weak_ptr<WsSession>> deadlines_;  // see watch_deadline()
   std::uint32_t tick_ = 0;
   std::uint32_t full_every_ = 1;  // ticks between full sweeps
   bool flush_posted_ = false;
+  bool coalescing_ = false;
+  bool coalesce_armed_ = false;
 };
 
 }  // namespace chat::transport

@@ -32,11 +32,12 @@ class FakeConnection final : public chat::gateway::Connection {
  public:
   FakeConnection(std::uint64_t id, SessionId session) : id_(id), session_(session) {}
 
-  void deliver(SharedFrame frame) override {
+  void deliver(SharedFrame frame, chat::gateway::Urgency urgency) override {
     std::function<void()> hook;
     {
       std::lock_guard lock(mutex_);
       frames_.push_back(*frame);
+      urgencies_.push_back(urgency);
       thread_ = std::this_thread::get_id();
       hook = on_deliver;
     }
@@ -58,6 +59,10 @@ class FakeConnection final : public chat::gateway::Connection {
     std::lock_guard lock(mutex_);
     return closes_;
   }
+  std::vector<chat::gateway::Urgency> urgencies() const {
+    std::lock_guard lock(mutex_);
+    return urgencies_;
+  }
   std::string reason() const {
     std::lock_guard lock(mutex_);
     return reason_;
@@ -74,6 +79,7 @@ class FakeConnection final : public chat::gateway::Connection {
   SessionId session_;
   mutable std::mutex mutex_;
   std::vector<std::string> frames_;
+  std::vector<chat::gateway::Urgency> urgencies_;
   std::vector<std::uint16_t> closes_;
   std::string reason_;
   std::thread::id thread_;
@@ -432,3 +438,26 @@ TEST_F(HubPostsTest, PublishesInsideAPostBatchLeaveAsOnePostPerShardInOrder) {
 }
 
 }  // namespace
+
+TEST_F(HubTest, BigFanOutsAreBatchableSmallOnesAndWatchersPrompt) {
+  // Goal: only a big group's fan-out may be coalesced by the transport (gateway::Urgency); a
+  // direct conversation, a small group and presence updates leave at once. Method: one recipient
+  // connection; publish to it within a 2-member list, a (kBatchableFanout - 1)-member list and a
+  // kBatchableFanout-member list, then a presence update; check the urgency of each delivery.
+  using chat::gateway::Urgency;
+  auto bob = connect(1, kBob, 20, 200);
+  on_shard(1, [&] { hub_.watch(1, bob, {kCarol}); });
+  auto members = [](std::size_t n) {
+    std::vector<UserId> ids{kBob};
+    for (std::size_t i = 1; i < n; ++i) ids.push_back(static_cast<UserId>(1000 + i));
+    return ids;
+  };
+  hub_.publish(members(2), frame("direct"));
+  hub_.publish(members(Hub::kBatchableFanout - 1), frame("small group"));
+  hub_.publish(members(Hub::kBatchableFanout), frame("big group"));
+  hub_.publish_to_watchers(kCarol, frame("presence"));
+  drain();
+  EXPECT_EQ(bob->frames(), (std::vector<std::string>{"direct", "small group", "big group", "presence"}));
+  EXPECT_EQ(bob->urgencies(),
+            (std::vector<Urgency>{Urgency::prompt, Urgency::prompt, Urgency::batchable, Urgency::prompt}));
+}
