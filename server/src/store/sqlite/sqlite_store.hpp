@@ -1,9 +1,11 @@
 #pragma once
 
+#include "store/sqlite/sqlite_checkpointer.hpp"
 #include "store/sqlite/sqlite_db.hpp"
 #include "store/store.hpp"
 
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +22,9 @@ class SqliteStore final : public Store {
   struct Options {
     std::string path;  // the database file; its directory must exist
     int read_connections = 4;
+    // WAL frames (pages) after which the background checkpointer copies the WAL into the database
+    // (16 MB of 4 KiB pages); at 4x this the writer checkpoints itself. See Checkpointer.
+    int checkpoint_frames = 4000;
   };
   static constexpr int kMaxReadConnections = 64;
 
@@ -28,6 +33,9 @@ class SqliteStore final : public Store {
 
   // The schema version this build migrates to; see kMigrations in the .cpp.
   static int schema_version();
+  // Checkpoints completed by the background checkpointer and made inline by the writer (tests).
+  std::uint64_t background_checkpoints() const noexcept;
+  std::uint64_t inline_checkpoints() const noexcept;
 
   void begin_batch() override;
   void commit_batch() override;
@@ -138,6 +146,7 @@ class SqliteStore final : public Store {
   std::optional<domain::Conversation> load_conversation(detail::Db& db, UserId viewer, ConversationId id);
 
   Options options_;
+  std::unique_ptr<detail::Checkpointer> checkpointer_;  // outlives writer_, whose WAL hook it is
   std::unique_ptr<detail::Db> writer_;
   std::mutex readers_mutex_;
   std::condition_variable readers_cv_;

@@ -1,0 +1,81 @@
+#include "store/sqlite/sqlite_checkpointer.hpp"
+
+#include "obs/log.hpp"
+#include "store/sqlite/sqlite_db.hpp"
+
+#include <sqlite3.h>
+
+namespace chat::store::sqlite::detail {
+
+Checkpointer::Checkpointer(const std::string& path, int frames, int frames_max)
+    : frames_(frames), frames_max_(frames_max), db_(std::make_unique<Db>(path, Db::Mode::read_write)) {
+  db_->exec("PRAGMA user_version");  // a first read opens the WAL on this connection
+  thread_ = std::thread([this] { loop(); });
+}
+
+Checkpointer::~Checkpointer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void Checkpointer::attach(sqlite3* writer) {
+  sqlite3_wal_hook(writer, &Checkpointer::on_commit, this);
+}
+
+std::uint64_t Checkpointer::checkpoints() const noexcept {
+  std::lock_guard lock(mutex_);
+  return done_;
+}
+
+std::uint64_t Checkpointer::inline_checkpoints() const noexcept {
+  std::lock_guard lock(mutex_);
+  return inline_;
+}
+
+// Writer thread, right after a commit, outside any transaction. Cheap when below the threshold.
+int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int frames) {
+  auto* self = static_cast<Checkpointer*>(self_ptr);
+  if (frames < self->frames_) return SQLITE_OK;
+  if (frames >= self->frames_max_) {
+    // The background checkpoints did not let the WAL restart: do what SQLite would have done.
+    // SQLITE_BUSY (the background checkpoint holds the checkpoint lock) is fine: next commit.
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    std::lock_guard lock(self->mutex_);
+    ++self->inline_;
+    return SQLITE_OK;
+  }
+  bool wake = false;
+  {
+    std::lock_guard lock(self->mutex_);
+    wake = !self->wanted_;
+    self->wanted_ = true;
+  }
+  if (wake) self->cv_.notify_one();
+  return SQLITE_OK;
+}
+
+void Checkpointer::loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    cv_.wait(lock, [this] { return wanted_ || stopping_; });
+    if (stopping_) return;
+    wanted_ = false;
+    lock.unlock();
+    int log_frames = 0;
+    int copied = 0;
+    const int rc =
+        sqlite3_wal_checkpoint_v2(db_->handle(), "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      // A disk error here also reaches the writer's next commit, which reports it to its callers.
+      obs::log_warn(std::string("background WAL checkpoint failed: ") + sqlite3_errstr(rc));
+    }
+    lock.lock();
+    ++done_;
+  }
+}
+
+}  // namespace chat::store::sqlite::detail
