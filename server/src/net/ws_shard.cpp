@@ -123,6 +123,7 @@ void WsShard::arm_sweep() {
 
 void WsShard::sweep() {
   now_ = std::chrono::steady_clock::now();
+  update_rate();  // also when nothing is flushed: coalescing ends when the traffic does
   // Collect first: acting may remove sessions from the lists.
   std::erase_if(deadlines_, [this](const std::weak_ptr<WsSession>& w) {
     auto s = w.lock();
