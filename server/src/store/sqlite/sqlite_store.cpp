@@ -212,9 +212,11 @@ constexpr std::string_view kUnread =
     "'text' "
     "AND deleted = 0";
 
-constexpr std::string_view kMembersWithSender =
-    "SELECT user_id, read_seq, delivered_seq, joined_seq, role, user_id = ?2 FROM conversation_participants "
-    "WHERE conversation_id = ?1 ORDER BY user_id";
+constexpr std::string_view kAppendMembers =
+    "SELECT user_id, joined_seq FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
+// The conversation row as the appends of a batch left it (SqliteStore::flush_appends).
+constexpr std::string_view kSetLastSeq =
+    "UPDATE conversations SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1";
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
 constexpr std::string_view kInsertMessage =
@@ -348,26 +350,64 @@ SqliteStore::ReadLease SqliteStore::lease() {
 }
 
 void SqliteStore::begin_batch() {
+  discard_appends();
   writer_->prepare(kBegin).run();
 }
 void SqliteStore::commit_batch() {
+  flush_appends();
   writer_->prepare(kCommit).run();
+  appends_.clear();  // the next batch reads the rows again: other writers may exist by then (tests)
 }
 void SqliteStore::rollback_batch() noexcept {
+  discard_appends();
   // Fails only if no transaction is open, which is what we want after a failed COMMIT.
   sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
+// A job's deferred writes go to the database inside its own savepoint: rollback_job then drops
+// exactly that job's (still pending) writes with the savepoint.
 void SqliteStore::begin_job() {
+  flush_appends();
   writer_->prepare(kSavepoint).run();
 }
 void SqliteStore::end_job() {
+  flush_appends();
   writer_->prepare(kRelease).run();
 }
 void SqliteStore::rollback_job() noexcept {
+  discard_appends();
   sqlite3_exec(writer_->handle(), "ROLLBACK TO job; RELEASE job", nullptr, nullptr, nullptr);
 }
 
+void SqliteStore::flush_appends() {
+  if (!appends_pending_) return;
+  Db& db = *writer_;
+  for (auto& [id, state] : appends_) {
+    if (state.dirty) {
+      db.prepare(kSetLastSeq).bind(1, id).bind(2, state.last_seq).bind(3, state.last_activity_at).run();
+      state.dirty = false;
+    }
+    // One kSetRead with a sender's last seq of the batch leaves the row as one per message did:
+    // seqs only grow, and read_seq never passes last_seq.
+    for (const auto& [user, seq] : state.read_markers) {
+      db.prepare(kSetRead).bind(1, id).bind(2, user).bind(3, seq).run();
+    }
+    state.read_markers.clear();
+  }
+  appends_pending_ = false;
+}
+
+void SqliteStore::forget_appends() {
+  flush_appends();
+  appends_.clear();
+}
+
+void SqliteStore::discard_appends() noexcept {
+  appends_.clear();
+  appends_pending_ = false;
+}
+
 CreateUserResult SqliteStore::create_user(const NewUser& user, TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   const auto username_folded = domain::fold_case(user.username);
   const auto email_folded = domain::fold_case(user.email);
@@ -390,6 +430,7 @@ CreateUserResult SqliteStore::create_user(const NewUser& user, TimeMs now) {
 }
 
 SessionIds SqliteStore::create_session(const NewSession& session, TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   db.prepare(kInsertDevice)
       .bind(1, session.user_id)
@@ -411,6 +452,7 @@ SessionIds SqliteStore::create_session(const NewSession& session, TimeMs now) {
 }
 
 RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   {
     auto s = db.prepare(kFindRefresh);
@@ -444,11 +486,13 @@ RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs no
 }
 
 bool SqliteStore::revoke_session(SessionId session, TimeMs now) {
+  flush_appends();
   writer_->prepare(kRevoke).bind(1, session).bind(2, now).run();
   return writer_->changes() > 0;
 }
 
 std::vector<SessionId> SqliteStore::revoke_device(UserId user, DeviceId device, TimeMs now) {
+  flush_appends();
   std::vector<SessionId> ids;
   {
     auto s = writer_->prepare(kDeviceSessions);
@@ -473,6 +517,7 @@ std::vector<DeviceSession> SqliteStore::list_devices(UserId user, TimeMs now) {
 }
 
 std::optional<domain::User> SqliteStore::update_profile(UserId user, const ProfileUpdate& update) {
+  flush_appends();
   Db& db = *writer_;
   std::optional<std::string> display_folded;
   if (update.display_name) display_folded = domain::fold_case(*update.display_name);
@@ -487,10 +532,12 @@ std::optional<domain::User> SqliteStore::update_profile(UserId user, const Profi
 }
 
 void SqliteStore::set_last_seen(UserId user, TimeMs when) {
+  flush_appends();
   writer_->prepare(kSetLastSeen).bind(1, user).bind(2, when).run();
 }
 
 OpenDirectResult SqliteStore::open_direct(UserId self, UserId other, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   if (!db.prepare(kUserExists).bind(1, other).step()) return {OpenDirectOutcome::user_not_found, 0};
   const std::string key = std::to_string(std::min(self, other)) + ":" + std::to_string(std::max(self, other));
@@ -519,34 +566,43 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
       return {AppendOutcome::duplicate, std::move(original), {}};
     }
   }
-  // The sender's membership and every member's id (the fan-out list) in one statement.
-  std::optional<detail::Membership> member;
-  std::vector<UserId> members;
-  {
-    auto s = db.prepare(kMembersWithSender);
-    s.bind(1, message.conversation_id).bind(2, message.sender_id);
-    while (s.step()) {
-      members.push_back(s.int64(0));
-      if (s.int64(5) != 0) {
-        member =
-            detail::Membership{s.int64(1), s.int64(2), s.int64(3),
-                               domain::parse_member_role(s.text(4)).value_or(domain::MemberRole::member)};
+  // The members (the fan-out list) and last_seq, read at the conversation's first append of the
+  // batch; later appends of the batch take them from appends_ (see flush_appends).
+  auto found = appends_.find(message.conversation_id);
+  if (found == appends_.end()) {
+    AppendState state;
+    {
+      auto s = db.prepare(kAppendMembers);
+      s.bind(1, message.conversation_id);
+      while (s.step()) {
+        state.members.push_back(s.int64(0));
+        state.joined_seqs.push_back(s.int64(1));
       }
     }
+    if (state.members.empty()) return {AppendOutcome::not_found, {}, {}};
+    {
+      auto s = db.prepare(detail::kLastSeq);
+      s.bind(1, message.conversation_id);
+      if (!s.step()) return {AppendOutcome::not_found, {}, {}};
+      state.last_seq = s.int64(0);
+    }
+    found = appends_.emplace(message.conversation_id, std::move(state)).first;
   }
-  if (!member) return {AppendOutcome::not_found, {}, {}};
+  AppendState& state = found->second;
+  const auto member = std::lower_bound(state.members.begin(), state.members.end(), message.sender_id);
+  if (member == state.members.end() || *member != message.sender_id)
+    return {AppendOutcome::not_found, {}, {}};
+  const Seq joined_seq = state.joined_seqs[static_cast<std::size_t>(member - state.members.begin())];
   if (message.reply_to) {
     auto s = db.prepare(kMessageById);
     s.bind(1, *message.reply_to);
     if (!s.step()) return {AppendOutcome::bad_reply, {}, {}};
     const auto target = read_message(s);
     if (target.conversation_id != message.conversation_id || target.type != "text" ||
-        target.seq <= member->joined_seq)
+        target.seq <= joined_seq)
       return {AppendOutcome::bad_reply, {}, {}};
   }
-  const auto next = detail::next_seq(db, message.conversation_id, now);
-  if (!next) return {AppendOutcome::not_found, {}, {}};
-  const Seq seq = *next;
+  const Seq seq = state.last_seq + 1;
   auto insert = db.prepare(kInsertMessage);
   insert.bind(1, id)
       .bind(2, message.conversation_id)
@@ -561,8 +617,19 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     insert.bind_null(8);
   }
   insert.run();
+  // Taken only once the message is in: an append that throws leaves no seq behind.
+  state.last_seq = seq;
+  state.last_activity_at = now;
+  state.dirty = true;
   // The sender has read everything up to their own message.
-  db.prepare(kSetRead).bind(1, message.conversation_id).bind(2, message.sender_id).bind(3, seq).run();
+  auto marker = std::find_if(state.read_markers.begin(), state.read_markers.end(),
+                             [&](const auto& m) { return m.first == message.sender_id; });
+  if (marker == state.read_markers.end()) {
+    state.read_markers.emplace_back(message.sender_id, seq);
+  } else {
+    marker->second = seq;
+  }
+  appends_pending_ = true;
   AppendResult result;
   result.outcome = AppendOutcome::appended;
   result.message.id = id;
@@ -573,11 +640,12 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   result.message.client_msg_id = message.client_msg_id;
   result.message.created_at = now;
   result.message.ref_id = message.reply_to;
-  result.members = std::move(members);
+  result.members = state.members;
   return result;
 }
 
 ReadResult SqliteStore::mark_read(UserId viewer, MessageId message, TimeMs now) {
+  flush_appends();
   ConversationId conversation = 0;
   Seq seq = 0;
   {
@@ -603,6 +671,7 @@ ReadResult SqliteStore::mark_delivered_seq(UserId viewer,
 
 // Watermarks only move up, never past the log's end; read implies delivered.
 ReadResult SqliteStore::move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read) {
+  flush_appends();
   Db& db = *writer_;
   const auto member = detail::membership(db, conversation, viewer);
   if (!member) return {};
