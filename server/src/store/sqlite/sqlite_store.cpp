@@ -569,7 +569,7 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   Db& db = *writer_;
   {
     auto s = db.prepare(kFindByClientId);
-    s.bind(1, message.sender_id).bind(2, message.client_msg_id);
+    s.bind(1, message.sender_id).bind_unowned(2, message.client_msg_id);
     if (s.step()) {
       auto original = read_message(s);
       if (original.conversation_id != message.conversation_id) return {AppendOutcome::conflict, {}, {}};
@@ -618,8 +618,8 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
       .bind(2, message.conversation_id)
       .bind(3, seq)
       .bind(4, message.sender_id)
-      .bind(5, message.client_msg_id)
-      .bind(6, message.body)
+      .bind_unowned(5, message.client_msg_id)
+      .bind_unowned(6, message.body)
       .bind(7, now);
   if (message.reply_to) {
     insert.bind(8, *message.reply_to);
