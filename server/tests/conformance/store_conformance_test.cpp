@@ -583,6 +583,28 @@ TEST_P(StoreConformance, DuplicateClientMsgIdReturnsTheOriginal) {
   EXPECT_EQ(bobs.message.seq, 2);
 }
 
+TEST_P(StoreConformance, RetryOfAStoredMessageIsAnsweredFirst) {
+  // Goal: a retry of a stored (sender, client_msg_id) gets the original (or conflict) even when the
+  // append would now be refused otherwise: the sender left, the conversation is unknown, the
+  // reply_to is bad. Method: bob appends to a group, is removed, then retries in several ways.
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto g = group(a, {b}).conversation_id;
+  const auto other = group(a, {}).conversation_id;
+  const auto first = append(g, b, "c1");
+  ASSERT_EQ(first.outcome, AppendOutcome::appended);
+  ASSERT_EQ(remove(a, g, b).outcome, ChangeOutcome::ok);
+  const auto retry = append(g, b, "c1", kT0 + 10);
+  EXPECT_EQ(retry.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(retry.message.id, first.message.id);
+  EXPECT_EQ(append(g, b, "c1", kT0 + 10, MessageId{999'999}).outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(append(other, b, "c1").outcome, AppendOutcome::conflict);
+  EXPECT_EQ(append(other + 1000, b, "c1").outcome, AppendOutcome::conflict);
+  EXPECT_EQ(append(g, b, "c2").outcome, AppendOutcome::not_found);
+  EXPECT_EQ(append(g, a, "c3", kT0, MessageId{999'999}).outcome, AppendOutcome::bad_reply);
+  EXPECT_EQ(store().get_conversation(a, g)->last_seq, 3);  // created, bob's message, bob removed
+}
+
 TEST_P(StoreConformance, AppendByNonMemberIsNotFound) {
   // Goal: a non-member and an unknown conversation get the same not_found. Method: carl appends to
   // alice/bob, alice appends to a missing id; nothing is stored.

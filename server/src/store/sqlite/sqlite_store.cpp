@@ -222,9 +222,11 @@ constexpr std::string_view kSetLastSeq =
     "UPDATE conversations SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1";
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
+// OR IGNORE: a taken (sender_id, client_msg_id) leaves the row out instead of failing, and the
+// append then looks the original up (earlier_use); the index's uniqueness check is the lookup.
 constexpr std::string_view kInsertMessage =
-    "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at, "
-    "ref_id) "
+    "INSERT OR IGNORE INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, "
+    "created_at, ref_id) "
     "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8)";
 // The conversation list's preview: the newest message or membership/rename event; edits,
 // deletes and reactions change an older row, so they are not "the last message".
@@ -287,6 +289,25 @@ std::string prefix_upper_bound(std::string_view prefix) {
 void configure_sqlite() {
   static const int rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)rc;
+}
+
+// The answer to an append whose (sender, client_msg_id) is already taken: the original message if
+// it is of the same conversation, a conflict if not; nullopt if the id is free.
+std::optional<AppendResult> earlier_use(Db& db, const NewMessage& message) {
+  auto s = db.prepare(kFindByClientId);
+  s.bind(1, message.sender_id).bind_unowned(2, message.client_msg_id);
+  if (!s.step()) return std::nullopt;
+  auto original = read_message(s);
+  if (original.conversation_id != message.conversation_id)
+    return AppendResult{AppendOutcome::conflict, {}, {}};
+  return AppendResult{AppendOutcome::duplicate, std::move(original), {}};
+}
+
+// An append refused for `why`; a retry of a stored message is answered as such all the same (the
+// idempotency answer comes first, whatever changed since the original).
+AppendResult refuse(Db& db, const NewMessage& message, AppendOutcome why) {
+  if (auto earlier = earlier_use(db, message)) return std::move(*earlier);
+  return {why, {}, {}};
 }
 
 }  // namespace
@@ -569,15 +590,9 @@ OpenDirectResult SqliteStore::open_direct(UserId self, UserId other, TimeMs now)
 
 AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
   Db& db = *writer_;
-  {
-    auto s = db.prepare(kFindByClientId);
-    s.bind(1, message.sender_id).bind_unowned(2, message.client_msg_id);
-    if (s.step()) {
-      auto original = read_message(s);
-      if (original.conversation_id != message.conversation_id) return {AppendOutcome::conflict, {}, {}};
-      return {AppendOutcome::duplicate, std::move(original), {}};
-    }
-  }
+  // A retried client_msg_id is found by the INSERT below (one index lookup instead of two), or by
+  // refuse() when the append is refused before it.
+  //
   // The members (the fan-out list) and last_seq, read at the conversation's first append of the
   // batch; later appends of the batch take them from appends_ (see flush_appends).
   auto found = appends_.find(message.conversation_id);
@@ -591,11 +606,11 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
         state.joined_seqs.push_back(s.int64(1));
       }
     }
-    if (state.members.empty()) return {AppendOutcome::not_found, {}, {}};
+    if (state.members.empty()) return refuse(db, message, AppendOutcome::not_found);
     {
       auto s = db.prepare(detail::kLastSeq);
       s.bind(1, message.conversation_id);
-      if (!s.step()) return {AppendOutcome::not_found, {}, {}};
+      if (!s.step()) return refuse(db, message, AppendOutcome::not_found);
       state.last_seq = s.int64(0);
     }
     found = appends_.emplace(message.conversation_id, std::move(state)).first;
@@ -603,16 +618,20 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   AppendState& state = found->second;
   const auto member = std::lower_bound(state.members.begin(), state.members.end(), message.sender_id);
   if (member == state.members.end() || *member != message.sender_id)
-    return {AppendOutcome::not_found, {}, {}};
+    return refuse(db, message, AppendOutcome::not_found);
   const Seq joined_seq = state.joined_seqs[static_cast<std::size_t>(member - state.members.begin())];
   if (message.reply_to) {
-    auto s = db.prepare(kMessageById);
-    s.bind(1, *message.reply_to);
-    if (!s.step()) return {AppendOutcome::bad_reply, {}, {}};
-    const auto target = read_message(s);
-    if (target.conversation_id != message.conversation_id || target.type != "text" ||
-        target.seq <= joined_seq)
-      return {AppendOutcome::bad_reply, {}, {}};
+    bool visible = false;
+    {
+      auto s = db.prepare(kMessageById);
+      s.bind(1, *message.reply_to);
+      if (s.step()) {
+        const auto target = read_message(s);
+        visible = target.conversation_id == message.conversation_id && target.type == "text" &&
+                  target.seq > joined_seq;
+      }
+    }
+    if (!visible) return refuse(db, message, AppendOutcome::bad_reply);
   }
   const Seq seq = state.last_seq + 1;
   auto insert = db.prepare(kInsertMessage);
@@ -629,6 +648,11 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     insert.bind_null(8);
   }
   insert.run();
+  if (db.changes() == 0) {
+    if (auto earlier = earlier_use(db, message)) return std::move(*earlier);
+    // Only (sender_id, client_msg_id) may collide: an id or (conversation_id, seq) taken is a bug.
+    throw StoreError("append_message: the message row was refused");
+  }
   // Taken only once the message is in: an append that throws leaves no seq behind.
   state.last_seq = seq;
   state.last_activity_at = now;
