@@ -6,11 +6,12 @@
 //
 //   cmake --build build/release --target chatd_store_writer_bench
 //   valgrind --tool=callgrind --toggle-collect='chat::store::StoreService::run_batch*'
-//     build/release/chatd_store_writer_bench /tmp/dir 20 410     (one command line)
+//     build/release/chatd_store_writer_bench /tmp/dir 20 410 [32]     (one command line)
 //   callgrind_annotate --inclusive=yes callgrind.out.<pid> | grep run_batch
 //
-// Ir of run_batch / (rounds * batch) is the writer's instructions per appended message (the gate
-// batches are included: an empty BEGIN/COMMIT each).
+// (Ir of run_batch - the same with ROUNDS=0) / (rounds * batch) is the writer's instructions per
+// appended message: ROUNDS=0 is the setup (users, conversations). The gate batches stay in (an
+// empty BEGIN/COMMIT each). SENDERS=820 with BATCH=410 is one send per conversation per batch.
 
 #include "gateway/protocol.hpp"
 #include "net/asio.hpp"
@@ -81,13 +82,14 @@ net::awaitable<std::invoke_result_t<Fn&, WriteContext&>> write_on(StoreService* 
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s DIR [ROUNDS=20] [BATCH=410]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s DIR [ROUNDS=20] [BATCH=410] [SENDERS=32]\n", argv[0]);
     return 2;
   }
   const std::string dir = argv[1];
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 20;
   const int batch = argc > 3 ? std::atoi(argv[3]) : 410;
-  constexpr int kSenders = 32;
+  // SENDERS = 2 * BATCH: one send per conversation per batch (W2-like) instead of ~26 (W5).
+  const int senders = argc > 4 ? std::atoi(argv[4]) : 32;
   std::remove((dir + "/bench.db").c_str());
   std::remove((dir + "/bench.db-wal").c_str());
   std::remove((dir + "/bench.db-shm").c_str());
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
     StoreService svc(std::move(store), StoreService::Options{}, [&clock] { return ++clock; });
 
     std::vector<UserId> users;
-    for (int i = 0; i < kSenders; ++i) {
+    for (int i = 0; i < senders; ++i) {
       auto create = [i](WriteContext& w) {
         std::string name = "user";
         name += std::to_string(i);
@@ -113,7 +115,7 @@ int main(int argc, char** argv) {
       users.push_back(net::co_spawn(io, write_on(&svc, &create), net::use_future).get());
     }
     std::vector<ConversationId> conversations;
-    for (int i = 0; i < kSenders; i += 2) {
+    for (int i = 0; i < senders; i += 2) {
       auto open = [a = users[static_cast<std::size_t>(i)], b = users[static_cast<std::size_t>(i) + 1]](
                       WriteContext& w) { return w.store.open_direct(a, b, w.now).conversation_id; };
       conversations.push_back(net::co_spawn(io, write_on(&svc, &open), net::use_future).get());
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rounds; ++r) {
       for (int i = 0; i < batch; ++i) {
         auto& m = messages[static_cast<std::size_t>(i)];
-        const auto s = static_cast<std::size_t>(i % kSenders);
+        const auto s = static_cast<std::size_t>(i % senders);
         m.sender_id = users[s];
         m.conversation_id = conversations[s / 2];
         m.client_msg_id = "bench-r";
