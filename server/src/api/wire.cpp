@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 namespace chat::api::wire {
 
@@ -75,11 +77,36 @@ json::object message(const domain::Message& m) {
   return o;
 }
 
+namespace {
+
+// True if a byte of `w` is one a JSON string escapes: below 0x20, '"' or '\\'. Exact for "any byte"
+// (the classic has-zero-byte / has-less-than bit tricks), so eight plain bytes cost one test.
+bool needs_escape(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  const std::uint64_t quote = w ^ (kOnes * '"');
+  const std::uint64_t backslash = w ^ (kOnes * '\\');
+  const std::uint64_t below_space = (w - kOnes * 0x20) & ~w;
+  const std::uint64_t is_quote = (quote - kOnes) & ~quote;
+  const std::uint64_t is_backslash = (backslash - kOnes) & ~backslash;
+  return ((below_space | is_quote | is_backslash) & kHighs) != 0;
+}
+
+}  // namespace
+
 void append_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   std::size_t run = 0;  // start of the current stretch of bytes that need no escape
   for (std::size_t i = 0; i < text.size(); ++i) {
+    // Message bodies are mostly plain text: skip eight bytes at a time while none needs an escape.
+    while (i + 8 <= text.size()) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, text.data() + i, sizeof word);
+      if (needs_escape(word)) break;
+      i += 8;
+    }
+    if (i == text.size()) break;
     const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(text.data() + run, i - run);

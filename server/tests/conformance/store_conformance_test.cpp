@@ -583,6 +583,28 @@ TEST_P(StoreConformance, DuplicateClientMsgIdReturnsTheOriginal) {
   EXPECT_EQ(bobs.message.seq, 2);
 }
 
+TEST_P(StoreConformance, RetryOfAStoredMessageIsAnsweredFirst) {
+  // Goal: a retry of a stored (sender, client_msg_id) gets the original (or conflict) even when the
+  // append would now be refused otherwise: the sender left, the conversation is unknown, the
+  // reply_to is bad. Method: bob appends to a group, is removed, then retries in several ways.
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto g = group(a, {b}).conversation_id;
+  const auto other = group(a, {}).conversation_id;
+  const auto first = append(g, b, "c1");
+  ASSERT_EQ(first.outcome, AppendOutcome::appended);
+  ASSERT_EQ(remove(a, g, b).outcome, ChangeOutcome::ok);
+  const auto retry = append(g, b, "c1", kT0 + 10);
+  EXPECT_EQ(retry.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(retry.message.id, first.message.id);
+  EXPECT_EQ(append(g, b, "c1", kT0 + 10, MessageId{999'999}).outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(append(other, b, "c1").outcome, AppendOutcome::conflict);
+  EXPECT_EQ(append(other + 1000, b, "c1").outcome, AppendOutcome::conflict);
+  EXPECT_EQ(append(g, b, "c2").outcome, AppendOutcome::not_found);
+  EXPECT_EQ(append(g, a, "c3", kT0, MessageId{999'999}).outcome, AppendOutcome::bad_reply);
+  EXPECT_EQ(store().get_conversation(a, g)->last_seq, 3);  // created, bob's message, bob removed
+}
+
 TEST_P(StoreConformance, AppendByNonMemberIsNotFound) {
   // Goal: a non-member and an unknown conversation get the same not_found. Method: carl appends to
   // alice/bob, alice appends to a missing id; nothing is stored.
@@ -1414,6 +1436,121 @@ TEST_P(StoreConformance, RolledBackBatchLeavesNoTrace) {
   store().rollback_batch();
   EXPECT_FALSE(store().find_credentials("one"));
   EXPECT_GT(add_user("one"), 0);
+}
+
+TEST_P(StoreConformance, LaterJobsOfABatchSeeItsAppends) {
+  // Goal: jobs of one batch see what earlier jobs appended (a store may defer the conversation row
+  // and the senders' read markers to the end of the batch): seqs stay gapless across appends and
+  // events, watermarks are capped at the batch's last seq, new members get the next message, and
+  // the committed rows are those of one append at a time. Method: one batch of appends to a group
+  // and a direct conversation mixed with marks, a rename and an add, as StoreService runs it (no
+  // savepoint per job where the store allows that); then read everything back.
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto c = add_user("carl");
+  const auto g = group(a, {b}).conversation_id;  // seq 1: created
+  const auto ab = direct(a, b);
+  const bool savepoints = !store().optimistic_batches();
+  auto job = [&](auto&& fn) {
+    if (savepoints) store().begin_job();
+    auto r = fn();
+    if (savepoints) store().end_job();
+    return r;
+  };
+  auto send = [&](ConversationId conv, UserId sender, const std::string& cid, TimeMs now) {
+    ++next_id_;
+    return job([&] {
+      return store().append_message(chat::test::new_message(conv, sender, cid, cat("body ", cid)), next_id_,
+                                    now);
+    });
+  };
+  store().begin_batch();
+  EXPECT_EQ(send(g, a, "g1", kT0 + 10).message.seq, 2);
+  EXPECT_EQ(send(g, b, "g2", kT0 + 10).message.seq, 3);
+  EXPECT_EQ(send(ab, b, "d1", kT0 + 10).message.seq, 1);
+  EXPECT_EQ(send(g, a, "g3", kT0 + 10).message.seq, 4);
+  auto r = job([&] { return store().mark_delivered_seq(b, g, 99, kT0 + 10); });
+  EXPECT_EQ(r.outcome, ReadOutcome::updated);
+  EXPECT_EQ(r.delivered_seq, 4);
+  EXPECT_EQ(r.read_seq, 3);
+  EXPECT_EQ(job([&] { return store().mark_read_seq(a, g, 4, kT0 + 10); }).outcome, ReadOutcome::unchanged);
+  const auto renamed = job([&] { return store().rename_group(a, g, "renamed", ids(), kT0 + 10); });
+  ASSERT_EQ(renamed.events.size(), 1U);
+  EXPECT_EQ(renamed.events[0].seq, 5);
+  EXPECT_EQ(send(g, b, "g4", kT0 + 20).message.seq, 6);
+  const auto added = job([&] { return store().add_members(a, g, {c}, ids(), kT0 + 20); });
+  ASSERT_EQ(added.events.size(), 1U);
+  EXPECT_EQ(added.events[0].seq, 7);
+  const auto last = send(g, a, "g5", kT0 + 30);
+  EXPECT_EQ(last.message.seq, 8);
+  EXPECT_EQ(sorted(last.members), sorted(Ids{a, b, c}));
+  EXPECT_EQ(send(g, c, "g6", kT0 + 30).message.seq, 9);
+  EXPECT_EQ(send(g, a, "g3", kT0 + 30).outcome, AppendOutcome::duplicate);
+  store().commit_batch();
+
+  const auto page = store().history(a, g, HistoryQuery{});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(page->messages), (Seqs{1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(store().get_conversation(a, g)->last_seq, 9);
+  EXPECT_EQ(store().get_conversation(a, ab)->last_seq, 1);
+  const auto receipts = store().receipts(a, g);
+  ASSERT_TRUE(receipts);
+  for (const auto& receipt : *receipts) {
+    const Seq read = receipt.user_id == a ? 8 : receipt.user_id == b ? 6 : 9;
+    EXPECT_EQ(receipt.read_seq, read) << receipt.user_id;
+    EXPECT_EQ(receipt.delivered_seq, read) << receipt.user_id;
+  }
+  EXPECT_EQ(store().get_conversation(b, ab)->read_seq, 1);
+  const auto list = store().list_conversations(a);
+  ASSERT_EQ(list.size(), 2U);
+  EXPECT_EQ(list[0].id, g);  // last activity kT0 + 30, the direct one kT0 + 10
+  EXPECT_EQ(list[1].id, ab);
+}
+
+TEST_P(StoreConformance, ReplayedBatchGivesTheSeqsOfTheJobsThatSucceeded) {
+  // Goal: after a failed job, the batch's replay (StoreService::run_with_savepoints) gives exactly
+  // the seqs and read markers of the jobs that succeed: nothing of the rolled-back attempt or of the
+  // failed job's appends survives, in the database or in what the store remembers of the batch.
+  // Method: the optimistic attempt (where the store runs one) appends and is rolled back; the
+  // replay appends m1, m2, then m3 in a job that is rolled back, then m4.
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto ab = direct(a, b);
+  auto send = [&](UserId sender, const std::string& cid) {
+    ++next_id_;
+    return store().append_message(chat::test::new_message(ab, sender, cid, cat("body ", cid)), next_id_, kT0);
+  };
+  if (store().optimistic_batches()) {
+    store().begin_batch();
+    EXPECT_EQ(send(a, "m1").message.seq, 1);
+    EXPECT_EQ(send(b, "m2").message.seq, 2);
+    EXPECT_EQ(send(a, "m3").message.seq, 3);
+    store().rollback_batch();
+  }
+  store().begin_batch();
+  store().begin_job();
+  EXPECT_EQ(send(a, "m1").message.seq, 1);
+  store().end_job();
+  store().begin_job();
+  EXPECT_EQ(send(b, "m2").message.seq, 2);
+  store().end_job();
+  store().begin_job();
+  EXPECT_EQ(send(a, "m3").message.seq, 3);
+  store().rollback_job();
+  store().begin_job();
+  EXPECT_EQ(send(b, "m4").message.seq, 3);
+  store().end_job();
+  store().commit_batch();
+
+  const auto page = store().history(a, ab, HistoryQuery{});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->messages.size(), 3U);
+  EXPECT_EQ(page->messages[2].client_msg_id, "m4");
+  EXPECT_EQ(store().get_conversation(a, ab)->last_seq, 3);
+  EXPECT_EQ(store().get_conversation(a, ab)->read_seq, 1);
+  EXPECT_EQ(store().get_conversation(b, ab)->read_seq, 3);
+  EXPECT_EQ(append(ab, a, "m3").message.seq, 4);
+  EXPECT_EQ(store().get_conversation(a, ab)->read_seq, 4);
 }
 
 TEST_P(StoreConformance, UncommittedWritesAreInvisibleToReaders) {

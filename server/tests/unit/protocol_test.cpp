@@ -226,6 +226,29 @@ TEST(Frames, AckAndMessage) {
   EXPECT_EQ(msg.at("created_at").as_int64(), 1'750'000'000'123);
 }
 
+TEST(Frames, StringEscapesAtEveryOffsetAreBoostJsons) {
+  // Goal: append_string (which skips eight plain bytes at a time) escapes exactly what Boost.JSON
+  // does wherever the byte falls: before, inside, across and after each eight-byte word. Method:
+  // strings of 0..26 bytes with one or two special bytes at every offset, compared byte for byte.
+  const std::string specials = std::string("\"\\\n\x01\x1f\x7f /\xff") + '\0';
+  for (std::size_t len = 0; len <= 26; ++len) {
+    for (const char special : specials) {
+      for (std::size_t pos = 0; pos < len; ++pos) {
+        std::string text(len, 'a');
+        text[pos] = special;
+        if (pos + 9 < len) text[pos + 9] = '"';
+        std::string direct;
+        chat::api::wire::append_string(direct, text);
+        EXPECT_EQ(direct, json::serialize(json::string(text))) << len << " " << pos << " " << int(special);
+      }
+    }
+    std::string plain(len, 'z');
+    std::string direct;
+    chat::api::wire::append_string(direct, plain);
+    EXPECT_EQ(direct, json::serialize(json::string(plain)));
+  }
+}
+
 TEST(Frames, DirectMessageJsonIsByteForByteTheJsonObjectOne) {
   // Goal: the hand-written message JSON (frames, history pages) is exactly what Boost.JSON writes
   // for wire::message, for every field shape: escapes of every control character, quotes and

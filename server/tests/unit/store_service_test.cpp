@@ -107,6 +107,18 @@ net::awaitable<int> failing_job(StoreService* svc) {
   co_return r;
 }
 
+// A job that appends message `i` to `conversation` and then throws: its seq must not be taken.
+net::awaitable<int> append_then_fail(StoreService* svc, ConversationId conversation, UserId sender, int i) {
+  auto job = [conversation, sender, i](WriteContext& ctx) -> int {
+    ctx.store.append_message(
+        chat::test::new_message(conversation, sender, cat("c", std::to_string(i)), "doomed"), ctx.next_id(),
+        ctx.now);
+    throw std::runtime_error("job failed on purpose");
+  };
+  const int r = co_await svc->write(std::move(job));
+  co_return r;
+}
+
 // Where a write and a read resume, and where the write job ran.
 struct Threads {
   std::thread::id write_job;
@@ -349,6 +361,45 @@ TEST_F(StoreServiceTest, AFailingJobFailsAloneInItsBatch) {
   EXPECT_EQ(run(read_on(service_.get(), &find)), 0);
   std::lock_guard lock(recorder.mutex);
   EXPECT_EQ(recorder.seqs, (std::vector<Seq>{1, 2}));
+}
+
+TEST_F(StoreServiceTest, AFailingAppendInABatchOfAppendsLeavesNoGap) {
+  // Goal: a job that appends and then throws, amid appends of the same batch to the same
+  // conversation, is undone alone: the others get gapless seqs (in queue order) and the read
+  // markers of their own last message, whatever the store deferred within the batch. Method: gate,
+  // then four appends with the failing job third (batch of five).
+  Gate gate;
+  auto held = close_gate(gate);
+  std::vector<std::future<AppendResult>> ok;
+  ok.push_back(
+      net::co_spawn(io_, append(service_.get(), conversation_, alice_, 1, nullptr), net::use_future));
+  ok.push_back(net::co_spawn(io_, append(service_.get(), conversation_, bob_, 2, nullptr), net::use_future));
+  auto failing =
+      net::co_spawn(io_, append_then_fail(service_.get(), conversation_, alice_, 3), net::use_future);
+  ok.push_back(
+      net::co_spawn(io_, append(service_.get(), conversation_, alice_, 4, nullptr), net::use_future));
+  ok.push_back(net::co_spawn(io_, append(service_.get(), conversation_, bob_, 5, nullptr), net::use_future));
+  wait_queued(5);
+  gate.release.set_value();
+  held.get();
+  EXPECT_THROW(failing.get(), std::runtime_error);
+  std::vector<Seq> seqs;
+  for (auto& f : ok) seqs.push_back(f.get().message.seq);
+  EXPECT_EQ(seqs, (std::vector<Seq>{1, 2, 3, 4}));
+  EXPECT_EQ(max_batch_.load(), 5U);
+  EXPECT_EQ(last_seq(), 4);
+  auto markers = [a = alice_, c = conversation_](chat::store::Store& s) {
+    const auto receipts = s.receipts(a, c);
+    Seq packed = 0;  // alice's read_seq * 100 + bob's
+    for (const auto& r : *receipts) packed += r.user_id == a ? r.read_seq * 100 : r.read_seq;
+    return packed;
+  };
+  EXPECT_EQ(run(read_on(service_.get(), &markers)), 304);
+  // The failed job's client_msg_id is free: its message was never stored.
+  auto again = net::co_spawn(io_, append(service_.get(), conversation_, alice_, 3, nullptr), net::use_future);
+  const auto r = again.get();
+  EXPECT_EQ(r.outcome, AppendOutcome::appended);
+  EXPECT_EQ(r.message.seq, 5);
 }
 
 TEST_F(StoreServiceTest, AStoreErrorFailsTheWholeBatch) {

@@ -23,6 +23,9 @@ class Statement {
 
   Statement& bind(int index, std::int64_t value);
   Statement& bind(int index, std::string_view text);
+  // Binds without SQLite's copy of the text: it must stay alive and unchanged until this Statement
+  // is destroyed (which resets the statement and clears its bindings). For the hot path only.
+  Statement& bind_unowned(int index, std::string_view text);
   Statement& bind_blob(int index, std::string_view bytes);
   Statement& bind_null(int index);
   Statement& bind_optional(int index, const std::optional<std::string>& text);

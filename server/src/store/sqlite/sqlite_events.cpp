@@ -224,6 +224,7 @@ domain::Message SqliteStore::append_event(ConversationId id,
 }
 
 ChangeResult SqliteStore::create_group(const NewGroup& group, const NextId& next_id, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   std::vector<UserId> members{group.owner};
   for (auto u : group.members) {
@@ -255,6 +256,7 @@ ChangeResult SqliteStore::create_group(const NewGroup& group, const NextId& next
 
 ChangeResult SqliteStore::add_members(
     UserId actor, ConversationId id, const std::vector<UserId>& users, const NextId& next_id, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/true);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -296,6 +298,7 @@ ChangeResult SqliteStore::add_members(
 
 ChangeResult SqliteStore::remove_member(
     UserId actor, ConversationId id, UserId target, const NextId& next_id, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/false);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -337,6 +340,7 @@ ChangeResult SqliteStore::remove_member(
 
 ChangeResult SqliteStore::rename_group(
     UserId actor, ConversationId id, const std::string& name, const NextId& next_id, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/true);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -355,6 +359,7 @@ ChangeResult SqliteStore::set_role(UserId actor,
                                    domain::MemberRole role,
                                    const NextId& next_id,
                                    TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/false);
   if (const auto* o = std::get_if<ChangeOutcome>(&access)) return outcome(*o);
@@ -377,6 +382,7 @@ ChangeResult SqliteStore::set_role(UserId actor,
 
 ChangeResult SqliteStore::join_by_invite(
     UserId user, ConversationId id, const std::string& code, const NextId& next_id, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   if (!db.prepare(kFindInvite).bind(1, code).bind(2, id).step()) return outcome(ChangeOutcome::not_found);
   ChangeResult r;
@@ -409,6 +415,7 @@ InviteResult SqliteStore::create_invite(UserId actor,
                                         ConversationId id,
                                         const std::string& code,
                                         TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   const auto access = group_member(db, id, actor, /*admin=*/true);
   if (const auto* o = std::get_if<ChangeOutcome>(&access))
@@ -421,6 +428,7 @@ InviteOutcome SqliteStore::revoke_invite(UserId actor,
                                          ConversationId id,
                                          const std::string& code,
                                          TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   const auto me = detail::membership(db, id, actor);
   if (!me) return InviteOutcome::not_found;
@@ -436,6 +444,7 @@ ChangeResult SqliteStore::change_message(UserId actor,
                                          std::string_view type,
                                          const std::string& body,
                                          bool on) {
+  forget_appends();
   Db& db = *writer_;
   std::optional<domain::Message> target;
   {

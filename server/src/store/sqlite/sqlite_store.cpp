@@ -131,8 +131,11 @@ CREATE INDEX invites_by_conversation ON invites(conversation_id);
 )sql",
 };
 
-// Reads through a memory map instead of a read() per page missing from the page cache (history of
-// a large conversation). Writes still go through the WAL with write() and fsync.
+// Readers read through a memory map instead of a read() per page missing from the page cache
+// (history of a large conversation). Not the writer: with a map, every page it gets is looked up in
+// the WAL index first (sqlite3WalFindFrame, 6 % of its instructions per append) and mapped pages
+// never stay in its page cache; its working set (the right edges of the indexes, the rows of active
+// conversations) stays in its cache_size instead. Writes go through the WAL with write() and fsync.
 constexpr std::string_view kMmap = "PRAGMA mmap_size = 1073741824";
 constexpr std::string_view kBegin = "BEGIN IMMEDIATE";
 constexpr std::string_view kCommit = "COMMIT";
@@ -212,14 +215,18 @@ constexpr std::string_view kUnread =
     "'text' "
     "AND deleted = 0";
 
-constexpr std::string_view kMembersWithSender =
-    "SELECT user_id, read_seq, delivered_seq, joined_seq, role, user_id = ?2 FROM conversation_participants "
-    "WHERE conversation_id = ?1 ORDER BY user_id";
+constexpr std::string_view kAppendMembers =
+    "SELECT user_id, joined_seq FROM conversation_participants WHERE conversation_id = ?1 ORDER BY user_id";
+// The conversation row as the appends of a batch left it (SqliteStore::flush_appends).
+constexpr std::string_view kSetLastSeq =
+    "UPDATE conversations SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1";
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
+// OR IGNORE: a taken (sender_id, client_msg_id) leaves the row out instead of failing, and the
+// append then looks the original up (earlier_use); the index's uniqueness check is the lookup.
 constexpr std::string_view kInsertMessage =
-    "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at, "
-    "ref_id) "
+    "INSERT OR IGNORE INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, "
+    "created_at, ref_id) "
     "VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8)";
 // The conversation list's preview: the newest message or membership/rename event; edits,
 // deletes and reactions change an older row, so they are not "the last message".
@@ -275,6 +282,34 @@ std::string prefix_upper_bound(std::string_view prefix) {
   return upper;
 }
 
+// Process-wide, so once, before the first connection: SQLite's memory statistics take a global
+// mutex and update counters on every allocation and free (the writer makes dozens per message) and
+// nothing reads them. sqlite3_config refuses (SQLITE_MISUSE, no change) once SQLite is initialized,
+// e.g. when a test opened a database directly first; that only costs the saving.
+void configure_sqlite() {
+  static const int rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)rc;
+}
+
+// The answer to an append whose (sender, client_msg_id) is already taken: the original message if
+// it is of the same conversation, a conflict if not; nullopt if the id is free.
+std::optional<AppendResult> earlier_use(Db& db, const NewMessage& message) {
+  auto s = db.prepare(kFindByClientId);
+  s.bind(1, message.sender_id).bind_unowned(2, message.client_msg_id);
+  if (!s.step()) return std::nullopt;
+  auto original = read_message(s);
+  if (original.conversation_id != message.conversation_id)
+    return AppendResult{AppendOutcome::conflict, {}, {}};
+  return AppendResult{AppendOutcome::duplicate, std::move(original), {}};
+}
+
+// An append refused for `why`; a retry of a stored message is answered as such all the same (the
+// idempotency answer comes first, whatever changed since the original).
+AppendResult refuse(Db& db, const NewMessage& message, AppendOutcome why) {
+  if (auto earlier = earlier_use(db, message)) return std::move(*earlier);
+  return {why, {}, {}};
+}
+
 }  // namespace
 
 int SqliteStore::schema_version() {
@@ -282,6 +317,7 @@ int SqliteStore::schema_version() {
 }
 
 SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
+  configure_sqlite();
   writer_ = std::make_unique<Db>(options_.path, Db::Mode::read_write);
   writer_->exec("PRAGMA journal_mode = WAL");
   // FULL: the WAL is fsynced at every commit, so an acknowledged message survives a power cut,
@@ -289,7 +325,6 @@ SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
   writer_->exec("PRAGMA synchronous = FULL");
   writer_->exec("PRAGMA foreign_keys = ON");
   writer_->exec("PRAGMA cache_size = -65536");
-  writer_->exec(kMmap);
   migrate();
   // A checkpoint (copy WAL -> database, fsync the database) every 16 MB of WAL instead of 4 MB:
   // fewer fsyncs, and a page written by many commits is copied once. Durability is the WAL's. Run
@@ -359,26 +394,64 @@ SqliteStore::ReadLease SqliteStore::lease() {
 }
 
 void SqliteStore::begin_batch() {
+  discard_appends();
   writer_->prepare(kBegin).run();
 }
 void SqliteStore::commit_batch() {
+  flush_appends();
   writer_->prepare(kCommit).run();
+  appends_.clear();  // the next batch reads the rows again: other writers may exist by then (tests)
 }
 void SqliteStore::rollback_batch() noexcept {
+  discard_appends();
   // Fails only if no transaction is open, which is what we want after a failed COMMIT.
   sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
+// A job's deferred writes go to the database inside its own savepoint: rollback_job then drops
+// exactly that job's (still pending) writes with the savepoint.
 void SqliteStore::begin_job() {
+  flush_appends();
   writer_->prepare(kSavepoint).run();
 }
 void SqliteStore::end_job() {
+  flush_appends();
   writer_->prepare(kRelease).run();
 }
 void SqliteStore::rollback_job() noexcept {
+  discard_appends();
   sqlite3_exec(writer_->handle(), "ROLLBACK TO job; RELEASE job", nullptr, nullptr, nullptr);
 }
 
+void SqliteStore::flush_appends() {
+  if (!appends_pending_) return;
+  Db& db = *writer_;
+  for (auto& [id, state] : appends_) {
+    if (state.dirty) {
+      db.prepare(kSetLastSeq).bind(1, id).bind(2, state.last_seq).bind(3, state.last_activity_at).run();
+      state.dirty = false;
+    }
+    // One kSetRead with a sender's last seq of the batch leaves the row as one per message did:
+    // seqs only grow, and read_seq never passes last_seq.
+    for (const auto& [user, seq] : state.read_markers) {
+      db.prepare(kSetRead).bind(1, id).bind(2, user).bind(3, seq).run();
+    }
+    state.read_markers.clear();
+  }
+  appends_pending_ = false;
+}
+
+void SqliteStore::forget_appends() {
+  flush_appends();
+  appends_.clear();
+}
+
+void SqliteStore::discard_appends() noexcept {
+  appends_.clear();
+  appends_pending_ = false;
+}
+
 CreateUserResult SqliteStore::create_user(const NewUser& user, TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   const auto username_folded = domain::fold_case(user.username);
   const auto email_folded = domain::fold_case(user.email);
@@ -401,6 +474,7 @@ CreateUserResult SqliteStore::create_user(const NewUser& user, TimeMs now) {
 }
 
 SessionIds SqliteStore::create_session(const NewSession& session, TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   db.prepare(kInsertDevice)
       .bind(1, session.user_id)
@@ -422,6 +496,7 @@ SessionIds SqliteStore::create_session(const NewSession& session, TimeMs now) {
 }
 
 RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs now) {
+  flush_appends();
   Db& db = *writer_;
   {
     auto s = db.prepare(kFindRefresh);
@@ -455,11 +530,13 @@ RotateResult SqliteStore::rotate_refresh(const RotateRequest& request, TimeMs no
 }
 
 bool SqliteStore::revoke_session(SessionId session, TimeMs now) {
+  flush_appends();
   writer_->prepare(kRevoke).bind(1, session).bind(2, now).run();
   return writer_->changes() > 0;
 }
 
 std::vector<SessionId> SqliteStore::revoke_device(UserId user, DeviceId device, TimeMs now) {
+  flush_appends();
   std::vector<SessionId> ids;
   {
     auto s = writer_->prepare(kDeviceSessions);
@@ -484,6 +561,7 @@ std::vector<DeviceSession> SqliteStore::list_devices(UserId user, TimeMs now) {
 }
 
 std::optional<domain::User> SqliteStore::update_profile(UserId user, const ProfileUpdate& update) {
+  flush_appends();
   Db& db = *writer_;
   std::optional<std::string> display_folded;
   if (update.display_name) display_folded = domain::fold_case(*update.display_name);
@@ -498,10 +576,12 @@ std::optional<domain::User> SqliteStore::update_profile(UserId user, const Profi
 }
 
 void SqliteStore::set_last_seen(UserId user, TimeMs when) {
+  flush_appends();
   writer_->prepare(kSetLastSeen).bind(1, user).bind(2, when).run();
 }
 
 OpenDirectResult SqliteStore::open_direct(UserId self, UserId other, TimeMs now) {
+  forget_appends();
   Db& db = *writer_;
   if (!db.prepare(kUserExists).bind(1, other).step()) return {OpenDirectOutcome::user_not_found, 0};
   const std::string key = std::to_string(std::min(self, other)) + ":" + std::to_string(std::max(self, other));
@@ -521,50 +601,57 @@ OpenDirectResult SqliteStore::open_direct(UserId self, UserId other, TimeMs now)
 
 AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
   Db& db = *writer_;
-  {
-    auto s = db.prepare(kFindByClientId);
-    s.bind(1, message.sender_id).bind(2, message.client_msg_id);
-    if (s.step()) {
-      auto original = read_message(s);
-      if (original.conversation_id != message.conversation_id) return {AppendOutcome::conflict, {}, {}};
-      return {AppendOutcome::duplicate, std::move(original), {}};
-    }
-  }
-  // The sender's membership and every member's id (the fan-out list) in one statement.
-  std::optional<detail::Membership> member;
-  std::vector<UserId> members;
-  {
-    auto s = db.prepare(kMembersWithSender);
-    s.bind(1, message.conversation_id).bind(2, message.sender_id);
-    while (s.step()) {
-      members.push_back(s.int64(0));
-      if (s.int64(5) != 0) {
-        member =
-            detail::Membership{s.int64(1), s.int64(2), s.int64(3),
-                               domain::parse_member_role(s.text(4)).value_or(domain::MemberRole::member)};
+  // A retried client_msg_id is found by the INSERT below (one index lookup instead of two), or by
+  // refuse() when the append is refused before it.
+  //
+  // The members (the fan-out list) and last_seq, read at the conversation's first append of the
+  // batch; later appends of the batch take them from appends_ (see flush_appends).
+  auto found = appends_.find(message.conversation_id);
+  if (found == appends_.end()) {
+    AppendState state;
+    {
+      auto s = db.prepare(kAppendMembers);
+      s.bind(1, message.conversation_id);
+      while (s.step()) {
+        state.members.push_back(s.int64(0));
+        state.joined_seqs.push_back(s.int64(1));
       }
     }
+    if (state.members.empty()) return refuse(db, message, AppendOutcome::not_found);
+    {
+      auto s = db.prepare(detail::kLastSeq);
+      s.bind(1, message.conversation_id);
+      if (!s.step()) return refuse(db, message, AppendOutcome::not_found);
+      state.last_seq = s.int64(0);
+    }
+    found = appends_.emplace(message.conversation_id, std::move(state)).first;
   }
-  if (!member) return {AppendOutcome::not_found, {}, {}};
+  AppendState& state = found->second;
+  const auto member = std::lower_bound(state.members.begin(), state.members.end(), message.sender_id);
+  if (member == state.members.end() || *member != message.sender_id)
+    return refuse(db, message, AppendOutcome::not_found);
+  const Seq joined_seq = state.joined_seqs[static_cast<std::size_t>(member - state.members.begin())];
   if (message.reply_to) {
-    auto s = db.prepare(kMessageById);
-    s.bind(1, *message.reply_to);
-    if (!s.step()) return {AppendOutcome::bad_reply, {}, {}};
-    const auto target = read_message(s);
-    if (target.conversation_id != message.conversation_id || target.type != "text" ||
-        target.seq <= member->joined_seq)
-      return {AppendOutcome::bad_reply, {}, {}};
+    bool visible = false;
+    {
+      auto s = db.prepare(kMessageById);
+      s.bind(1, *message.reply_to);
+      if (s.step()) {
+        const auto target = read_message(s);
+        visible = target.conversation_id == message.conversation_id && target.type == "text" &&
+                  target.seq > joined_seq;
+      }
+    }
+    if (!visible) return refuse(db, message, AppendOutcome::bad_reply);
   }
-  const auto next = detail::next_seq(db, message.conversation_id, now);
-  if (!next) return {AppendOutcome::not_found, {}, {}};
-  const Seq seq = *next;
+  const Seq seq = state.last_seq + 1;
   auto insert = db.prepare(kInsertMessage);
   insert.bind(1, id)
       .bind(2, message.conversation_id)
       .bind(3, seq)
       .bind(4, message.sender_id)
-      .bind(5, message.client_msg_id)
-      .bind(6, message.body)
+      .bind_unowned(5, message.client_msg_id)
+      .bind_unowned(6, message.body)
       .bind(7, now);
   if (message.reply_to) {
     insert.bind(8, *message.reply_to);
@@ -572,8 +659,24 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     insert.bind_null(8);
   }
   insert.run();
+  if (db.changes() == 0) {
+    if (auto earlier = earlier_use(db, message)) return std::move(*earlier);
+    // Only (sender_id, client_msg_id) may collide: an id or (conversation_id, seq) taken is a bug.
+    throw StoreError("append_message: the message row was refused");
+  }
+  // Taken only once the message is in: an append that throws leaves no seq behind.
+  state.last_seq = seq;
+  state.last_activity_at = now;
+  state.dirty = true;
   // The sender has read everything up to their own message.
-  db.prepare(kSetRead).bind(1, message.conversation_id).bind(2, message.sender_id).bind(3, seq).run();
+  auto marker = std::find_if(state.read_markers.begin(), state.read_markers.end(),
+                             [&](const auto& m) { return m.first == message.sender_id; });
+  if (marker == state.read_markers.end()) {
+    state.read_markers.emplace_back(message.sender_id, seq);
+  } else {
+    marker->second = seq;
+  }
+  appends_pending_ = true;
   AppendResult result;
   result.outcome = AppendOutcome::appended;
   result.message.id = id;
@@ -584,11 +687,12 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   result.message.client_msg_id = message.client_msg_id;
   result.message.created_at = now;
   result.message.ref_id = message.reply_to;
-  result.members = std::move(members);
+  result.members = state.members;
   return result;
 }
 
 ReadResult SqliteStore::mark_read(UserId viewer, MessageId message, TimeMs now) {
+  flush_appends();
   ConversationId conversation = 0;
   Seq seq = 0;
   {
@@ -614,6 +718,7 @@ ReadResult SqliteStore::mark_delivered_seq(UserId viewer,
 
 // Watermarks only move up, never past the log's end; read implies delivered.
 ReadResult SqliteStore::move_watermark(UserId viewer, ConversationId conversation, Seq seq, bool read) {
+  flush_appends();
   Db& db = *writer_;
   const auto member = detail::membership(db, conversation, viewer);
   if (!member) return {};

@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace chat::store::sqlite {
@@ -145,6 +147,27 @@ class SqliteStore final : public Store {
                               bool on);
   std::optional<domain::Conversation> load_conversation(detail::Db& db, UserId viewer, ConversationId id);
 
+  // What appends of the current batch know about a conversation, so that N sends to one
+  // conversation in a batch read its members and last_seq once and write its row and each sender's
+  // read marker once (at flush_appends) instead of N times. Writer thread only.
+  struct AppendState {
+    Seq last_seq = 0;  // the conversation's seq in this transaction, pending writes included
+    TimeMs last_activity_at = 0;
+    bool dirty = false;                                // last_seq/last_activity_at not written yet
+    std::vector<UserId> members;                       // by user_id
+    std::vector<Seq> joined_seqs;                      // of `members`, same order
+    std::vector<std::pair<UserId, Seq>> read_markers;  // senders' read_seq not written yet
+  };
+  // Writes what appends deferred; the cached state stays valid (it is now what the rows say).
+  // Every writer method but append_message calls this (or forget_appends) first, and end_job and
+  // commit_batch do: nothing on the writer connection reads those rows while writes are pending.
+  void flush_appends();
+  // flush_appends, then drops the cached state: for methods that may change a conversation's
+  // members or last_seq themselves.
+  void forget_appends();
+  // Drops pending writes and cached state unwritten: their transaction or savepoint is rolled back.
+  void discard_appends() noexcept;
+
   Options options_;
   std::unique_ptr<detail::Checkpointer> checkpointer_;  // outlives writer_, whose WAL hook it is
   std::unique_ptr<detail::Db> writer_;
@@ -152,6 +175,8 @@ class SqliteStore final : public Store {
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Db>> idle_readers_;
   int open_readers_ = 0;  // idle or lent
+  std::unordered_map<ConversationId, AppendState> appends_;
+  bool appends_pending_ = false;  // some entry of appends_ has unwritten changes
 };
 
 }  // namespace chat::store::sqlite
