@@ -84,6 +84,8 @@ int run(const app::Config& config) {
 
   store::StoreService::Options store_options;
   store_options.node_id = static_cast<std::uint32_t>(config.node_id);
+  store_options.commit_window = config.commit_window;
+  store_options.commit_window_min_rate = config.commit_window_min_rate;
   store::StoreService store(make_store(config, db_path), store_options, wall_ms,
                             [&metrics](std::size_t jobs, double seconds, double window_seconds) {
                               metrics.store_write_seconds.observe(seconds);
