@@ -164,6 +164,18 @@ const std::vector<Option>& options() {
          c.auth_cache_ttl = std::chrono::milliseconds(ms);
          return true;
        }},
+      {"--commit-window-us", "CHATD_COMMIT_WINDOW_US",
+       "under load, the longest the store writer waits for more writes to share one commit "
+       "(default 1000; 0: never wait)",
+       [](Config& c, std::string_view v) {
+         long long us = 0;
+         if (!parse_number<long long>(v, us, 0, 100'000)) return false;
+         c.commit_window = std::chrono::microseconds(us);
+         return true;
+       }},
+      {"--commit-window-min-rate", "CHATD_COMMIT_WINDOW_MIN_RATE",
+       "writes per second below which the store writer commits at once, without a window (default 2000)",
+       [](Config& c, std::string_view v) { return parse_double(v, c.commit_window_min_rate); }},
       {"--web-root", "CHATD_WEB_ROOT", "directory of the built web client to serve at / (default: none)",
        [](Config& c, std::string_view v) {
          c.web_root = std::string(v);

@@ -46,6 +46,10 @@ struct Config {
   std::string trusted_proxies;
   // Access-token cache lifetime (0: no cache; every request reads the store).
   std::chrono::milliseconds auth_cache_ttl{5'000};
+  // Store commit window (StoreService::Options): the longest the writer waits for more writes
+  // before a commit (0: never), and the arrival rate (writes/s) below which it never waits.
+  std::chrono::microseconds commit_window{1000};
+  double commit_window_min_rate = 2000;
   int hash_threads = 2;
   int hash_queue_max = 64;
 };

@@ -36,6 +36,7 @@ class Metrics {
   std::atomic<std::uint64_t> ws_slow_consumers{0};
   Histogram store_write_seconds;
   Histogram store_batch_size;
+  Histogram store_commit_window_seconds;  // only batches that waited in a commit window
 
   void count_error(domain::ErrorCode code) noexcept;
   std::string render() const;

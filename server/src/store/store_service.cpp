@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iterator>
 
 namespace chat::store {
@@ -50,10 +51,13 @@ void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
     stopping = stopping_;
     if (!stopping && queue_.size() < options_.queue_jobs_max) {
       queue_.push_back(std::move(job));
-      // Wake the writer only if it sleeps (a busy writer takes the job with its next batch), and
-      // after unlocking: woken under the lock, it would at once block on the mutex we still hold.
-      const bool wake = writer_idle_;
+      ++arrivals_;
+      // Wake the writer only if it sleeps (a busy writer takes the job with its next batch) or its
+      // commit window has what it waits for, and after unlocking: woken under the lock, it would at
+      // once block on the mutex we still hold.
+      const bool wake = writer_idle_ || (window_open_ && queue_.size() >= window_jobs_);
       writer_idle_ = false;
+      if (wake) window_open_ = false;
       lock.unlock();
       if (wake) cv_.notify_one();
       return;
@@ -68,6 +72,7 @@ void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
 void StoreService::writer_loop() {
   std::vector<std::unique_ptr<WriteJobBase>> batch;
   for (;;) {
+    double window_seconds = 0;
     {
       std::unique_lock lock(mutex_);
       while (!stopping_ && queue_.empty()) {
@@ -76,14 +81,53 @@ void StoreService::writer_loop() {
       }
       writer_idle_ = false;
       if (queue_.empty()) return;  // stopping, and everything queued is done
+      const auto now = std::chrono::steady_clock::now();
+      if (const auto window = window_for(queue_.size(), now); window.count() > 0) {
+        const auto before = arrivals_;
+        window_open_ = true;
+        window_jobs_ = options_.commit_window_jobs;
+        cv_.wait_until(lock, now + window,
+                       [this] { return stopping_ || queue_.size() >= options_.commit_window_jobs; });
+        window_open_ = false;
+        window_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count();
+        window_gain_ += 0.25 * (static_cast<double>(arrivals_ - before) - window_gain_);
+      }
       while (!queue_.empty() && batch.size() < options_.batch_jobs_max) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
-    run_batch(batch);
+    run_batch(batch, window_seconds);
     batch.clear();
   }
+}
+
+// How long the writer waits for more jobs before running a batch of `queued` (see Options). The
+// rate is an exponentially weighted average over ~50 ms of the arrivals between two batches (a
+// burst of a few jobs at a low rate does not open a window). Called with mutex_ held.
+std::chrono::steady_clock::duration StoreService::window_for(std::size_t queued,
+                                                             std::chrono::steady_clock::time_point now) {
+  constexpr double tau = 0.05;
+  const double dt = std::chrono::duration<double>(now - rate_at_).count();
+  if (dt > 0) {
+    const double instant = static_cast<double>(arrivals_ - rate_arrivals_) / dt;
+    rate_ += (1 - std::exp(-dt / tau)) * (instant - rate_);
+    rate_at_ = now;
+    rate_arrivals_ = arrivals_;
+  }
+  if (stopping_ || options_.commit_window.count() <= 0 || rate_ <= 0 ||
+      rate_ < options_.commit_window_min_rate || queued >= options_.commit_window_jobs)
+    return {};
+  // A high rate from few clients that each wait for their previous write (closed loop) brings
+  // nothing during a window: those clients are waiting on us. When recent windows gained less
+  // than half a job on average, only every 16th eligible batch still tries one, to notice when
+  // waiting pays again.
+  if (window_gain_ < 0.5 && ++windows_skipped_ % 16 != 0) return {};
+  // The expected time for the missing jobs to arrive, capped by the configured window.
+  const auto fill =
+      std::chrono::duration<double>(static_cast<double>(options_.commit_window_jobs - queued) / rate_);
+  return std::min<std::chrono::steady_clock::duration>(
+      options_.commit_window, std::chrono::duration_cast<std::chrono::steady_clock::duration>(fill));
 }
 
 // A batch first runs optimistically, every job straight in the one transaction: a savepoint per
@@ -92,7 +136,7 @@ void StoreService::writer_loop() {
 // keeps its exception, and the batch is replayed with a savepoint per job (a job failing again is
 // undone alone). So a failing job still fails alone, and write jobs must be replayable: no side
 // effects but their store calls and after_commit actions (which are discarded with the attempt).
-void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) {
+void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch, double window_seconds) {
   const auto started = std::chrono::steady_clock::now();
   const TimeMs now = clock_();
   try {
@@ -110,8 +154,8 @@ void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch) 
     }
   }
   if (observer_) {
-    observer_(batch.size(),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    observer_(batch.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+              window_seconds);
   }
   // The fan-out (hub posts) and the completions of the whole batch leave as one post per I/O
   // thread: on the sender's thread the deliveries of a batch and its acks then go out in the

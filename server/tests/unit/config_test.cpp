@@ -80,6 +80,25 @@ TEST_F(ConfigTest, DefaultsMatchTheSpec) {
   EXPECT_EQ(c.presence_grace.count(), 5'000);
 }
 
+TEST_F(ConfigTest, CommitWindowFlagsAndEnvironment) {
+  // Goal: the store commit window is on by default (1000 us above 2000 writes/s), can be turned off
+  // with 0, set from the environment, and refuses out-of-range values. Method: parse each form.
+  auto c = ok({});
+  EXPECT_EQ(c.commit_window.count(), 1000);
+  EXPECT_EQ(c.commit_window_min_rate, 2000);
+  c = ok({"--commit-window-us", "0", "--commit-window-min-rate=500.5"});
+  EXPECT_EQ(c.commit_window.count(), 0);
+  EXPECT_EQ(c.commit_window_min_rate, 500.5);
+  fake_env() = {{"CHATD_COMMIT_WINDOW_US", "250"}, {"CHATD_COMMIT_WINDOW_MIN_RATE", "4000"}};
+  c = ok({});
+  EXPECT_EQ(c.commit_window.count(), 250);
+  EXPECT_EQ(c.commit_window_min_rate, 4000);
+  fake_env().clear();
+  refused({"--commit-window-us", "-1"});
+  refused({"--commit-window-us", "100001"});
+  refused({"--commit-window-min-rate", "0"});
+}
+
 TEST_F(ConfigTest, EnvironmentOverridesDefaults) {
   // Goal: each CHATD_* variable sets its option. Method: set them all, parse without flags.
   fake_env() = {{"CHATD_LISTEN", "0.0.0.0:9001"},

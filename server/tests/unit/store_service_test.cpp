@@ -144,7 +144,7 @@ class StoreServiceTest : public ::testing::Test {
     auto store = std::make_unique<SqliteStore>(SqliteStore::Options{dir_.path() + "/chatd.db", 2});
     service_ = std::make_unique<StoreService>(
         std::move(store), options_, [] { return kT0; },
-        [this](std::size_t jobs, double) {
+        [this](std::size_t jobs, double, double) {
           ++batches_;
           std::size_t seen = max_batch_.load();
           while (jobs > seen && !max_batch_.compare_exchange_weak(seen, jobs)) {
@@ -493,6 +493,165 @@ TEST_F(StoreServiceTest, IdsResumeAboveStoredMessagesAfterRestart) {
   ASSERT_EQ(after.outcome, AppendOutcome::appended);
   EXPECT_GT(after.message.id, before.message.id);
   EXPECT_EQ(after.message.seq, 2);
+}
+
+// --- Commit window -------------------------------------------------------------------------
+//
+// A service of its own (no users needed: the jobs write nothing, every batch still commits) whose
+// observer records each batch's size and whether it waited in a window.
+class CommitWindowRig {
+ public:
+  explicit CommitWindowRig(StoreService::Options options) {
+    auto store = std::make_unique<SqliteStore>(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
+    service = std::make_unique<StoreService>(
+        std::move(store), options, [] { return kT0; },
+        [this](std::size_t jobs, double, double window_seconds) {
+          std::lock_guard lock(mutex_);
+          sizes_.push_back(jobs);
+          if (window_seconds > 0) ++windows_;
+        });
+    io_thread_ = std::thread([this] { io.run(); });
+  }
+  ~CommitWindowRig() {
+    service->stop();
+    work_.reset();
+    io_thread_.join();
+  }
+
+  // Queues `n` writes from the io thread, back to back.
+  std::vector<std::future<int>> spawn(int n) {
+    std::promise<std::vector<std::future<int>>> spawned;
+    net::post(io, [this, n, &spawned] {
+      std::vector<std::future<int>> results;
+      for (int i = 0; i < n; ++i) results.push_back(net::co_spawn(io, noop(service.get()), net::use_future));
+      spawned.set_value(std::move(results));
+    });
+    return spawned.get_future().get();
+  }
+
+  std::vector<std::size_t> sizes() {
+    std::lock_guard lock(mutex_);
+    return sizes_;
+  }
+  std::size_t windows() {
+    std::lock_guard lock(mutex_);
+    return windows_;
+  }
+
+  static net::awaitable<int> noop(StoreService* svc) {
+    auto job = [](WriteContext&) { return 1; };
+    const int r = co_await svc->write(std::move(job));
+    co_return r;
+  }
+
+  net::io_context io;
+  std::unique_ptr<StoreService> service;
+
+ private:
+  chat::test::TempDir dir_;
+  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io);
+  std::thread io_thread_;
+  std::mutex mutex_;
+  std::vector<std::size_t> sizes_;
+  std::size_t windows_ = 0;
+};
+
+using Clock = std::chrono::steady_clock;
+
+TEST(StoreServiceCommitWindow, PacedWritesShareCommitsWhenTheWindowIsOn) {
+  // Goal: writes arriving faster than commit_window_min_rate but each alone at the writer (paced
+  // ~every 250 us) are grouped by the window into fewer, larger batches; with the window off
+  // nothing waits. Method: a producer thread queues 200 writes with a sleep between them, once
+  // with a 5 ms window (min rate 300/s, 8 jobs), once with the window off.
+  auto paced = [](CommitWindowRig& rig) {
+    std::vector<std::future<int>> results;
+    for (int i = 0; i < 200; ++i) {
+      for (auto& f : rig.spawn(1)) results.push_back(std::move(f));
+      std::this_thread::sleep_for(std::chrono::microseconds(250));
+    }
+    for (auto& f : results) EXPECT_EQ(f.get(), 1);
+  };
+  StoreService::Options on;
+  on.commit_window = std::chrono::milliseconds(5);
+  on.commit_window_min_rate = 300;
+  on.commit_window_jobs = 8;
+  CommitWindowRig windowed(on);
+  paced(windowed);
+  const auto sizes = windowed.sizes();
+  EXPECT_GT(windowed.windows(), 0U);
+  EXPECT_LT(sizes.size(), 100U) << "200 paced writes should need well under 100 commits";
+  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 2U);
+
+  StoreService::Options off = on;
+  off.commit_window = std::chrono::microseconds(0);
+  CommitWindowRig plain(off);
+  paced(plain);
+  EXPECT_EQ(plain.windows(), 0U);
+}
+
+TEST(StoreServiceCommitWindow, WindowEndsAsSoonAsEnoughJobsAreQueued) {
+  // Goal: a window ends when commit_window_jobs are queued, not at its deadline. Method: a 10 s
+  // window at any rate; after 1 s idle (rate estimate ~1/s: expected fill time seconds) 8 writes
+  // are queued back to back; they must commit as one batch of 8, long before the deadline.
+  StoreService::Options options;
+  options.commit_window = std::chrono::seconds(10);
+  options.commit_window_min_rate = 1e-6;
+  options.commit_window_jobs = 8;
+  CommitWindowRig rig(options);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const auto started = Clock::now();
+  auto results = rig.spawn(8);
+  for (auto& f : results) EXPECT_EQ(f.get(), 1);
+  EXPECT_LT(Clock::now() - started, std::chrono::seconds(3));
+  EXPECT_EQ(rig.sizes(), (std::vector<std::size_t>{8}));
+}
+
+TEST(StoreServiceCommitWindow, LoneWritesAtALowRateAreNotDelayed) {
+  // Goal: below commit_window_min_rate no write waits, however long the window may be. Method: a
+  // 2 s window, the default min rate (2000/s); 20 writes one at a time, 5 ms apart (~200/s).
+  StoreService::Options options;
+  options.commit_window = std::chrono::seconds(2);
+  CommitWindowRig rig(options);
+  for (int i = 0; i < 20; ++i) {
+    const auto started = Clock::now();
+    auto results = rig.spawn(1);
+    EXPECT_EQ(results.front().get(), 1);
+    EXPECT_LT(Clock::now() - started, std::chrono::seconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(rig.windows(), 0U);
+  EXPECT_EQ(rig.sizes().size(), 20U);
+}
+
+TEST(StoreServiceCommitWindow, WindowsThatGainNothingStop) {
+  // Goal: one fast closed-loop writer (each write waits for the previous one) is not held by a
+  // window on every write: windows gain nothing, so they mostly stop. Method: a 20 ms window at
+  // any rate; 100 sequential writes; at most a few windows plus one probe in 16 may wait.
+  StoreService::Options options;
+  options.commit_window = std::chrono::milliseconds(20);
+  options.commit_window_min_rate = 1e-6;
+  CommitWindowRig rig(options);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(rig.spawn(1).front().get(), 1);
+  EXPECT_GT(rig.windows(), 0U);
+  EXPECT_LE(rig.windows(), 15U);
+}
+
+TEST(StoreServiceCommitWindow, StopDuringAWindowReturnsPromptly) {
+  // Goal: stop() ends a waiting window at once and still commits what is queued. Method: a 10 s
+  // window that wants 1000 jobs; one write; 200 ms later it is still waiting; stop() must return
+  // well before the deadline and the write must succeed.
+  StoreService::Options options;
+  options.commit_window = std::chrono::seconds(10);
+  options.commit_window_min_rate = 1e-6;
+  options.commit_window_jobs = 1000;
+  CommitWindowRig rig(options);
+  auto results = rig.spawn(1);
+  EXPECT_EQ(results.front().wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  const auto started = Clock::now();
+  rig.service->stop();
+  EXPECT_LT(Clock::now() - started, std::chrono::seconds(2));
+  EXPECT_EQ(results.front().get(), 1);
+  EXPECT_EQ(rig.windows(), 1U);
 }
 
 }  // namespace
