@@ -90,7 +90,7 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_ms(v, c.ws_idle_timeout); }},
       {"--ws-coalesce-ms", "CHATD_WS_COALESCE_MS",
        "under load, how long a big group's frames may wait to share one write with the next ones "
-       "(default 10, at most 10000; 0 = off)",
+       "(default 20, at most 10000; 0 = off)",
        [](Config& c, std::string_view v) {
          long long ms = 0;
          if (!parse_number<long long>(v, ms, 0, 10000)) return false;

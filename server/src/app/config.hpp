@@ -23,7 +23,7 @@ struct Config {
   int node_id = 0;
   int threads = 0;  // 0: one per core
   std::chrono::milliseconds ws_idle_timeout{60'000};
-  std::chrono::milliseconds ws_coalesce{10};
+  std::chrono::milliseconds ws_coalesce{20};
   std::uint32_t ws_coalesce_min_sends = 20'000;
   std::chrono::milliseconds auth_timeout{10'000};
   double rate_auth_ip_per_min = 30;
