@@ -234,7 +234,9 @@ int run(const app::Config& config) {
   std::vector<std::thread> threads;
   for (auto* ctx : shards) {
     guards.push_back(net::make_work_guard(*ctx));
-    threads.emplace_back([ctx] {
+    threads.emplace_back([ctx, index = threads.size()] {
+      const std::string name = "chatd-io-" + std::to_string(index);
+      obs::name_this_thread(name.c_str());
       for (;;) {
         try {
           ctx->run();

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <pthread.h>
+#include <string>
 
 namespace chat::obs {
 
@@ -13,6 +15,12 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::info)};
 std::mutex g_mutex;
 constexpr const char* kNames[] = {"debug", "info", "warn", "error"};
 }  // namespace
+
+void name_this_thread(const char* name) noexcept {
+  char buffer[16] = {};
+  for (std::size_t i = 0; i < sizeof buffer - 1 && name[i] != '\0'; ++i) buffer[i] = name[i];
+  pthread_setname_np(pthread_self(), buffer);  // best effort: a failure changes nothing else
+}
 
 void set_log_level(LogLevel level) noexcept {
   g_level.store(static_cast<int>(level));

@@ -8,6 +8,8 @@ namespace chat::obs {
 enum class LogLevel { debug = 0, info = 1, warn = 2, error = 3 };
 
 void set_log_level(LogLevel level) noexcept;
+// Names the calling thread for `top -H`, `ps -L`, perf and debuggers (at most 15 characters are kept).
+void name_this_thread(const char* name) noexcept;
 bool parse_log_level(std::string_view text, LogLevel& out) noexcept;
 void log(LogLevel level, std::string_view message);
 

@@ -54,6 +54,7 @@ void PresenceTracker::start() {
     tick();
   });
   thread_ = std::thread([this] {
+    obs::name_this_thread("chatd-presence");
     auto guard = net::make_work_guard(io_);
     for (;;) {
       try {

@@ -1,6 +1,7 @@
 #include "store/store_service.hpp"
 
 #include "net/post_batch.hpp"
+#include "obs/log.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +22,10 @@ StoreService::StoreService(std::unique_ptr<Store> store,
       readers_(static_cast<std::size_t>(std::max(1, options.read_threads))) {
   inline_reads_ = store_->cheap_reads();
   ids_.resume_after(store_->max_message_id());
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    obs::name_this_thread("chatd-writer");
+    writer_loop();
+  });
 }
 
 StoreService::~StoreService() {

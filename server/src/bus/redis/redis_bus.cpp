@@ -290,6 +290,7 @@ void RedisBus::start() {
     subscriber_->connect();
   });
   thread_ = std::thread([this] {
+    obs::name_this_thread("chatd-redis-bus");
     auto guard = net::make_work_guard(io_);
     for (;;) {
       try {

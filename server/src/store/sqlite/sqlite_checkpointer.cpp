@@ -10,7 +10,10 @@ namespace chat::store::sqlite::detail {
 Checkpointer::Checkpointer(const std::string& path, int frames, int frames_max)
     : frames_(frames), frames_max_(frames_max), db_(std::make_unique<Db>(path, Db::Mode::read_write)) {
   db_->exec("PRAGMA user_version");  // a first read opens the WAL on this connection
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    obs::name_this_thread("chatd-checkpt");
+    loop();
+  });
 }
 
 Checkpointer::~Checkpointer() {
