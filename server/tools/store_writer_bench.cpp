@@ -17,6 +17,7 @@
 #include "net/asio.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store_service.hpp"
+#include "writer_gate.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
@@ -39,21 +40,8 @@ using chat::store::AppendOutcome;
 using chat::store::StoreService;
 using chat::store::WriteContext;
 
-struct Gate {
-  std::promise<void> entered;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-};
-
-net::awaitable<int> hold_writer(StoreService* svc, Gate* gate) {
-  auto job = [gate](WriteContext&) {
-    gate->entered.set_value();
-    gate->released.wait();
-    return 0;
-  };
-  const int r = co_await svc->write(std::move(job));
-  co_return r;
-}
+using chat::test::Gate;
+using chat::test::hold_writer;
 
 net::awaitable<int> send(StoreService* svc, chat::store::NewMessage* message) {
   auto job = [message](WriteContext& w) {

@@ -9,6 +9,7 @@
 #include "bus/redis/redis_client.hpp"
 #include "bus/redis/redis_rate_limiter.hpp"
 #include "gateway/hub.hpp"
+#include "net/run_thread.hpp"
 #include "net/server.hpp"
 #include "net/static_files.hpp"
 #include "obs/log.hpp"
@@ -236,15 +237,7 @@ int run(const app::Config& config) {
     guards.push_back(net::make_work_guard(*ctx));
     threads.emplace_back([ctx, index = threads.size()] {
       const std::string name = "chatd-io-" + std::to_string(index);
-      obs::name_this_thread(name.c_str());
-      for (;;) {
-        try {
-          ctx->run();
-          return;
-        } catch (const std::exception& e) {
-          obs::log_error(std::string("uncaught on an I/O thread: ") + e.what());
-        }
-      }
+      transport::run_io_thread(*ctx, name.c_str());
     });
   }
 

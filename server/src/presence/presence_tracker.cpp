@@ -2,6 +2,7 @@
 
 #include "bus/bus.hpp"
 #include "gateway/protocol.hpp"
+#include "net/run_thread.hpp"
 #include "obs/log.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -54,16 +55,8 @@ void PresenceTracker::start() {
     tick();
   });
   thread_ = std::thread([this] {
-    obs::name_this_thread("chatd-presence");
     auto guard = net::make_work_guard(io_);
-    for (;;) {
-      try {
-        io_.run();
-        return;
-      } catch (const std::exception& e) {
-        obs::log_error(std::string("presence: uncaught on the presence thread: ") + e.what());
-      }
-    }
+    transport::run_io_thread(io_, "chatd-presence");
   });
 }
 

@@ -11,6 +11,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 #include "store_builders.hpp"
 #include "test_util.hpp"
+#include "writer_gate.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
@@ -55,22 +56,8 @@ struct Recorder {
   }
 };
 
-// Holds the writer thread inside one job until released.
-struct Gate {
-  std::promise<void> entered;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-};
-
-net::awaitable<int> hold_writer(StoreService* svc, Gate* gate) {
-  auto job = [gate](WriteContext&) {
-    gate->entered.set_value();
-    gate->released.wait();
-    return 0;
-  };
-  const int r = co_await svc->write(std::move(job));
-  co_return r;
-}
+using chat::test::Gate;
+using chat::test::hold_writer;
 
 // Appends message number `i` as `sender`; with a recorder, an after_commit action records its seq
 // and whether a reader already sees it (the action must run after the commit).

@@ -1,5 +1,6 @@
 #include "bus/redis/redis_bus.hpp"
 
+#include "net/run_thread.hpp"
 #include "obs/log.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -290,16 +291,8 @@ void RedisBus::start() {
     subscriber_->connect();
   });
   thread_ = std::thread([this] {
-    obs::name_this_thread("chatd-redis-bus");
     auto guard = net::make_work_guard(io_);
-    for (;;) {
-      try {
-        io_.run();
-        return;
-      } catch (const std::exception& e) {
-        obs::log_error(std::string("bus: uncaught on the bus thread: ") + e.what());
-      }
-    }
+    transport::run_io_thread(io_, "chatd-redis-bus");
   });
 }
 
