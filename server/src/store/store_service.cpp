@@ -59,7 +59,7 @@ void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
       // Wake the writer only if it sleeps (a busy writer takes the job with its next batch) or its
       // commit window has what it waits for, and after unlocking: woken under the lock, it would at
       // once block on the mutex we still hold.
-      const bool wake = writer_idle_ || (window_open_ && queue_.size() >= window_jobs_);
+      const bool wake = writer_idle_ || (window_open_ && queue_.size() >= options_.commit_window_jobs);
       writer_idle_ = false;
       if (wake) window_open_ = false;
       lock.unlock();
@@ -89,7 +89,6 @@ void StoreService::writer_loop() {
       if (const auto window = window_for(queue_.size(), now); window.count() > 0) {
         const auto before = arrivals_;
         window_open_ = true;
-        window_jobs_ = options_.commit_window_jobs;
         cv_.wait_until(lock, now + window,
                        [this] { return stopping_ || queue_.size() >= options_.commit_window_jobs; });
         window_open_ = false;

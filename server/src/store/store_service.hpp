@@ -196,9 +196,8 @@ class StoreService {
   std::deque<std::unique_ptr<WriteJobBase>> queue_;
   bool stopping_ = false;
   bool writer_idle_ = false;  // the writer waits on cv_ (guarded by mutex_)
-  // The writer waits in a commit window until window_jobs_ are queued (guarded by mutex_).
+  // The writer waits in a commit window until commit_window_jobs are queued (guarded by mutex_).
   bool window_open_ = false;
-  std::size_t window_jobs_ = 0;
   std::uint64_t arrivals_ = 0;  // writes ever queued (guarded by mutex_)
   // The writer's estimate of the arrival rate, and of the jobs a window gains (writer thread only).
   double rate_ = 0;
