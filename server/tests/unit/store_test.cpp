@@ -150,6 +150,31 @@ TEST_F(SqliteStoreTest, WalIsCheckpointedInTheBackgroundAndStaysBounded) {
   EXPECT_EQ(page->messages.back().seq, 400);
 }
 
+TEST_F(SqliteStoreTest, BackgroundCheckpointsWaitForNewFrames) {
+  // Goal: the checkpointer runs once per `checkpoint_frames` new WAL frames, not after every commit
+  // above the threshold (which copied the same hot pages and fsynced the database again and again,
+  // or, with a reader holding an old snapshot, tried at every commit to copy what it could not).
+  // Method: a 50-frame threshold; another connection holds a read transaction open, so no
+  // checkpoint can copy past its snapshot and the WAL never restarts; 300 sends of one commit
+  // each. Between 50 frames and the writer's own checkpoints at 200 (4x), the background
+  // checkpointer must run about 3 times (it ran after nearly every one of those ~50 commits).
+  close();
+  store_ = std::make_unique<SqliteStore>(SqliteStore::Options{path(), 2, 50});
+  auto& sqlite_store = *store_;
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto ab = direct(a, b);
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM users;", nullptr, nullptr, nullptr), SQLITE_OK);
+  for (int i = 0; i < 300; ++i)
+    ASSERT_EQ(append(ab, a, cat("m", std::to_string(i))).outcome, AppendOutcome::appended);
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  EXPECT_GT(sqlite_store.background_checkpoints(), 0U);
+  EXPECT_LE(sqlite_store.background_checkpoints(), 5U);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schema
 
@@ -437,6 +462,41 @@ TEST_F(SqliteStoreTest, DuplicateClientMsgIdReturnsTheOriginal) {
   const auto bobs = append(ab, b, "c1");
   EXPECT_EQ(bobs.outcome, AppendOutcome::appended);
   EXPECT_EQ(bobs.message.seq, 2);
+}
+
+TEST_F(SqliteStoreTest, AppendStateIsKeptAcrossBatchesUntilAnotherConnectionWrites) {
+  // Goal: a conversation's members and last_seq read by one batch serve the next batches (no
+  // re-read per send), yet a commit by another connection (a sqlite3 shell, a test) is seen, and a
+  // rolled-back append leaves no seq behind. Method: appends in separate batches; then a raw
+  // connection raises last_seq by 5 and removes bob; the next append must take seq 8 and bob's
+  // must be refused; a rolled-back batch's seq is taken again by the next append.
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto ab = direct(a, b);
+  EXPECT_EQ(append(ab, a, "m1").message.seq, 1);
+  EXPECT_EQ(append(ab, b, "m2").message.seq, 2);
+
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &raw), SQLITE_OK);
+  sqlite3_busy_timeout(raw, 5000);
+  const std::string sql =
+      cat("UPDATE conversations SET last_seq = last_seq + 5 WHERE id = ", std::to_string(ab),
+          "; DELETE FROM conversation_participants WHERE conversation_id = ", std::to_string(ab),
+          " AND user_id = ", std::to_string(b));
+  ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+
+  EXPECT_EQ(append(ab, a, "m3").message.seq, 8);
+  EXPECT_EQ(append(ab, b, "m4").outcome, AppendOutcome::not_found);
+
+  store().begin_batch();
+  store().begin_job();
+  const auto undone = store().append_message(chat::test::new_message(ab, a, "m5", "undone"), ++next_id_, kT0);
+  EXPECT_EQ(undone.message.seq, 9);
+  store().end_job();
+  store().rollback_batch();
+  EXPECT_EQ(append(ab, a, "m6").message.seq, 9);
+  EXPECT_EQ(store().get_conversation(a, ab)->last_seq, 9);
 }
 
 TEST_F(SqliteStoreTest, AppendByNonMemberIsNotFound) {

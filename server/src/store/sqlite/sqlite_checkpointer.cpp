@@ -51,6 +51,12 @@ int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int
     ++self->inline_;
     return SQLITE_OK;
   }
+  // Wake the checkpointer once per `frames_` new frames: one started at every commit above the
+  // threshold copied the same hot pages (and fsynced the database) over and over, or retried at
+  // every commit what a reader's snapshot kept it from copying. A WAL shorter than what the last
+  // checkpoint saw has restarted from its beginning since.
+  const int seen = self->seen_.load(std::memory_order_relaxed);
+  if (frames >= seen && frames - seen < self->frames_) return SQLITE_OK;
   bool wake = false;
   {
     std::lock_guard lock(self->mutex_);
@@ -76,6 +82,7 @@ void Checkpointer::loop() {
       // A disk error here also reaches the writer's next commit, which reports it to its callers.
       obs::log_warn(std::string("background WAL checkpoint failed: ") + sqlite3_errstr(rc));
     }
+    if (rc == SQLITE_OK) seen_.store(log_frames, std::memory_order_relaxed);
     lock.lock();
     ++done_;
   }

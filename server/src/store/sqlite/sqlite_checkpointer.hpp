@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -15,13 +16,13 @@ struct sqlite3;
 // few hundred pages are written and the database file is fsynced (2-6 ms on the benchmark VM, once
 // per ~800 commits at 1000 msg/s: a visible share of the p99).
 //
-// attach() replaces the writer connection's auto-checkpoint with a WAL hook: after each commit
-// that leaves at least `frames` frames in the WAL it wakes this thread, which runs a PASSIVE
-// checkpoint (it never blocks the writer or readers). The WAL restarts from its beginning at the
-// writer's next transaction once a checkpoint has copied every frame. Under constant writes a
-// concurrent checkpoint may keep falling a few frames short; if the WAL reaches `frames_max` the
-// writer checkpoints inline as before (bounded growth), which a passive checkpoint just before
-// makes short.
+// attach() replaces the writer connection's auto-checkpoint with a WAL hook: after a commit that
+// leaves at least `frames` frames in the WAL, and `frames` more than the last checkpoint saw, it
+// wakes this thread, which runs a PASSIVE checkpoint (it never blocks the writer or readers). The WAL
+// restarts from its beginning at the writer's next transaction once a checkpoint has copied every frame.
+// Under constant writes a concurrent checkpoint may keep falling a few frames short; if the WAL reaches
+// `frames_max` the writer checkpoints inline as before (bounded growth), which a passive checkpoint just
+// before makes short.
 namespace chat::store::sqlite::detail {
 
 class Db;
@@ -48,6 +49,7 @@ class Checkpointer {
   std::unique_ptr<Db> db_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
+  std::atomic<int> seen_{0};  // WAL frames when the last background checkpoint ran
   bool wanted_ = false;
   bool stopping_ = false;
   std::uint64_t done_ = 0;

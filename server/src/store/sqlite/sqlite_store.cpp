@@ -139,6 +139,7 @@ CREATE INDEX invites_by_conversation ON invites(conversation_id);
 constexpr std::string_view kMmap = "PRAGMA mmap_size = 1073741824";
 constexpr std::string_view kBegin = "BEGIN IMMEDIATE";
 constexpr std::string_view kCommit = "COMMIT";
+constexpr std::string_view kDataVersion = "PRAGMA data_version";
 constexpr std::string_view kRollback = "ROLLBACK";
 constexpr std::string_view kSavepoint = "SAVEPOINT job";
 constexpr std::string_view kRelease = "RELEASE job";
@@ -394,13 +395,20 @@ SqliteStore::ReadLease SqliteStore::lease() {
 }
 
 void SqliteStore::begin_batch() {
-  discard_appends();
+  if (appends_pending_) discard_appends();  // writes outside any batch, never flushed
   writer_->prepare(kBegin).run();
+  // Under the write lock: another connection's commit since our last batch changes the version.
+  auto version = writer_->prepare(kDataVersion);
+  version.step();
+  if (const auto v = version.int64(0); v != data_version_) {
+    appends_.clear();
+    data_version_ = v;
+  }
 }
 void SqliteStore::commit_batch() {
   flush_appends();
   writer_->prepare(kCommit).run();
-  appends_.clear();  // the next batch reads the rows again: other writers may exist by then (tests)
+  if (appends_.size() > kAppendCacheMax) appends_.clear();
 }
 void SqliteStore::rollback_batch() noexcept {
   discard_appends();

@@ -147,9 +147,13 @@ class SqliteStore final : public Store {
                               bool on);
   std::optional<domain::Conversation> load_conversation(detail::Db& db, UserId viewer, ConversationId id);
 
-  // What appends of the current batch know about a conversation, so that N sends to one
-  // conversation in a batch read its members and last_seq once and write its row and each sender's
-  // read marker once (at flush_appends) instead of N times. Writer thread only.
+  // What appends know about a conversation, so that N sends to one conversation in a batch read
+  // its members and last_seq once and write its row and each sender's read marker once (at
+  // flush_appends) instead of N times. Kept across batches (a conversation's next send reads
+  // nothing): this connection is the only writer, every writer method that changes members or
+  // last_seq drops it (forget_appends), a rollback drops it, and begin_batch drops it when another
+  // connection committed in between (PRAGMA data_version: tests, a sqlite3 shell). At most
+  // kAppendCacheMax conversations. Writer thread only.
   struct AppendState {
     Seq last_seq = 0;  // the conversation's seq in this transaction, pending writes included
     TimeMs last_activity_at = 0;
@@ -175,8 +179,10 @@ class SqliteStore final : public Store {
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Db>> idle_readers_;
   int open_readers_ = 0;  // idle or lent
+  static constexpr std::size_t kAppendCacheMax = 4096;
   std::unordered_map<ConversationId, AppendState> appends_;
-  bool appends_pending_ = false;  // some entry of appends_ has unwritten changes
+  bool appends_pending_ = false;    // some entry of appends_ has unwritten changes
+  std::int64_t data_version_ = -1;  // PRAGMA data_version when appends_ was last known valid
 };
 
 }  // namespace chat::store::sqlite
