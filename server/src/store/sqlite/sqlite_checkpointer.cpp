@@ -51,12 +51,13 @@ int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int
     ++self->inline_;
     return SQLITE_OK;
   }
-  // Wake the checkpointer once per `frames_` new frames: one started at every commit above the
-  // threshold copied the same hot pages (and fsynced the database) over and over, or retried at
-  // every commit what a reader's snapshot kept it from copying. A WAL shorter than what the last
-  // checkpoint saw has restarted from its beginning since.
+  // Wake the checkpointer once `frames_ / 4` frames were added since its last pass: one started
+  // after every commit above the threshold retried at every commit what a reader's snapshot kept it
+  // from copying, and under load fsynced the database at every pass. Not rarer: the writer's own
+  // checkpoint at frames_max copies what the last pass left, and that delays every queued send.
+  // A WAL shorter than what the last pass saw has restarted from its beginning since.
   const int seen = self->seen_.load(std::memory_order_relaxed);
-  if (frames >= seen && frames - seen < self->frames_) return SQLITE_OK;
+  if (frames >= seen && frames - seen < self->frames_ / 4) return SQLITE_OK;
   bool wake = false;
   {
     std::lock_guard lock(self->mutex_);

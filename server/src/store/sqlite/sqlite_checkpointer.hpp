@@ -17,7 +17,7 @@ struct sqlite3;
 // per ~800 commits at 1000 msg/s: a visible share of the p99).
 //
 // attach() replaces the writer connection's auto-checkpoint with a WAL hook: after a commit that
-// leaves at least `frames` frames in the WAL, and `frames` more than the last checkpoint saw, it
+// leaves at least `frames` frames in the WAL, and `frames / 4` more than its last pass saw, it
 // wakes this thread, which runs a PASSIVE checkpoint (it never blocks the writer or readers). The WAL
 // restarts from its beginning at the writer's next transaction once a checkpoint has copied every frame.
 // Under constant writes a concurrent checkpoint may keep falling a few frames short; if the WAL reaches
