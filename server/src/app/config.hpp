@@ -25,6 +25,7 @@ struct Config {
   std::chrono::milliseconds ws_idle_timeout{60'000};
   std::chrono::milliseconds ws_coalesce{20};
   std::uint32_t ws_coalesce_min_sends = 20'000;
+  std::uint32_t ws_coalesce_min_busy = 70;
   std::chrono::milliseconds auth_timeout{10'000};
   double rate_auth_ip_per_min = 30;
   double rate_auth_account_per_min = 10;

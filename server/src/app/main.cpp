@@ -178,6 +178,7 @@ int run(const app::Config& config) {
   net_options.ws_idle_timeout = config.ws_idle_timeout;
   net_options.ws_coalesce = config.ws_coalesce;
   net_options.ws_coalesce_min_sends = config.ws_coalesce_min_sends;
+  net_options.ws_coalesce_min_busy = config.ws_coalesce_min_busy;
   net_options.auth_timeout = config.auth_timeout;
   net_options.send_rate_per_s = config.rate_send_per_sec;
   net_options.allowed_origins = config.allowed_origins;

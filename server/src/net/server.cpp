@@ -117,7 +117,8 @@ net::awaitable<void> linger_close(beast::tcp_stream& stream) {
 Server::Server(std::vector<net::io_context*> threads, ServerContext& ctx)
     : threads_(std::move(threads)), ctx_(ctx), acceptor_(*threads_.front()) {
   const WsShard::Timing timing{ctx_.options.ws_idle_timeout, ctx_.options.auth_timeout,
-                               ctx_.options.ws_coalesce, ctx_.options.ws_coalesce_min_sends};
+                               ctx_.options.ws_coalesce, ctx_.options.ws_coalesce_min_sends,
+                               ctx_.options.ws_coalesce_min_busy};
   for (auto* io : threads_) {
     ws_shards_.push_back(std::make_unique<WsShard>(*io, timing));
   }

@@ -32,6 +32,7 @@ struct ServerContext {
     std::chrono::milliseconds ws_idle_timeout{60'000};
     std::chrono::milliseconds ws_coalesce{0};  // see WsShard
     std::uint32_t ws_coalesce_min_sends = 20'000;
+    std::uint32_t ws_coalesce_min_busy = 70;  // percent of an I/O thread's time
     std::chrono::milliseconds auth_timeout{10'000};
     std::chrono::milliseconds http_idle_timeout{30'000};
     double send_rate_per_s = 50;

@@ -3,6 +3,11 @@
 #include "net/ws_session.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
+#include <ctime>
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace chat::transport {
 
@@ -33,6 +38,7 @@ void WsShard::watch_deadline(const std::shared_ptr<WsSession>& session) {
 }
 
 WsShard::~WsShard() {
+  if (schedstat_fd_ >= 0) ::close(schedstat_fd_);
   // Sessions still held by handlers of the (stopped) io_context are destroyed after this shard.
   for (auto* s : sessions_) s->slot = WsSession::kNoSlot;
   sessions_.clear();
@@ -95,17 +101,45 @@ void WsShard::flush_coalesced() {
   if (flushing_.capacity() > 4096) flushing_.shrink_to_fit();
 }
 
-// The sendmsg rate over windows of at least 50 ms switches coalescing on above the threshold and
-// off below half of it: the coalescing itself lowers the rate, and the gap keeps it from flapping.
+// How long the calling thread has run on a CPU or waited in a run queue for one (Linux's
+// schedstat: the time it wanted a CPU; on a box whose cores are all taken, CPU time alone stays low
+// however far behind the thread is). Only its CPU time where schedstat is missing.
+std::chrono::nanoseconds WsShard::demand_time() noexcept {
+  if (schedstat_fd_ == kSchedstatUnopened) {
+    schedstat_fd_ = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  }
+  if (schedstat_fd_ >= 0) {
+    std::array<char, 96> text{};
+    const auto n = ::pread(schedstat_fd_, text.data(), text.size() - 1, 0);
+    unsigned long long run = 0;
+    unsigned long long waited = 0;
+    if (n > 0 && std::sscanf(text.data(), "%llu %llu", &run, &waited) == 2)
+      return std::chrono::nanoseconds(run + waited);
+  }
+  timespec ts{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return {};
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// Over windows of at least 50 ms, the sendmsg rate and the share of the window this thread wanted a
+// CPU (demand_time) switch coalescing on when both reach their thresholds, and off when either
+// falls below half of it: coalescing itself lowers both, and the gap keeps it from flapping.
 void WsShard::update_rate() {
-  if (timing_.coalesce_window.count() <= 0) return;
+  if (timing_.coalesce_window.count() <= 0 || timing_.coalesce_min_sends_per_s == 0) return;
   const auto now = std::chrono::steady_clock::now();
   const auto elapsed = now - rate_window_start_;
   if (elapsed < std::chrono::milliseconds(50)) return;
-  const double per_s = static_cast<double>(sends_in_window_) / std::chrono::duration<double>(elapsed).count();
-  const double on = timing_.coalesce_min_sends_per_s;
-  coalescing_ = coalescing_ ? per_s >= on / 2 : per_s >= on;
+  const double seconds = std::chrono::duration<double>(elapsed).count();
+  const double per_s = static_cast<double>(sends_in_window_) / seconds;
+  const auto demand = demand_time();
+  const double busy_percent =
+      100.0 * std::chrono::duration<double>(demand - demand_at_window_start_).count() / seconds;
+  const double sends_on = timing_.coalesce_min_sends_per_s;
+  const double busy_on = timing_.coalesce_min_busy_percent;
+  coalescing_ = coalescing_ ? per_s >= sends_on / 2 && busy_percent >= busy_on / 2
+                            : per_s >= sends_on && busy_percent >= busy_on;
   sends_in_window_ = 0;
+  demand_at_window_start_ = demand;
   rate_window_start_ = now;
 }
 

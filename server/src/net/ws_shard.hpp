@@ -25,10 +25,12 @@ class WsSession;
 //   posts one flush, which then writes every dirty session's queue with one sendmsg each;
 // - one coarse periodic sweep for heartbeats, idle timeouts, auth deadlines and close deadlines;
 // - write coalescing under load: while this thread makes more than `coalesce_min_sends_per_s`
-//   sendmsg calls a second, sessions with only batchable frames queued (a big group's fan-out,
-//   see gateway::Urgency) are written by one timer `coalesce_window` after the first such frame
-//   instead of by the next flush, so a busy recipient's frames share one sendmsg. Below that rate,
-//   or with a window of 0, every frame leaves with the next flush.
+//   sendmsg calls a second and wants a CPU (runs, or waits in a run queue) at least
+//   `coalesce_min_busy_percent` of the time, sessions with only batchable frames queued (a big group's
+//   fan-out, see gateway::Urgency) are written by one timer `coalesce_window` after the first such frame
+//   instead of by the next flush, so a busy recipient's frames share one sendmsg. Below either,
+//   or with a window of 0, every frame leaves with the next flush: a thread with CPU to spare
+//   gains nothing by holding frames back.
 // Touched by its own thread only.
 class WsShard {
  public:
@@ -36,7 +38,8 @@ class WsShard {
     std::chrono::milliseconds idle_timeout;
     std::chrono::milliseconds auth_timeout;
     std::chrono::milliseconds coalesce_window{0};
-    std::uint32_t coalesce_min_sends_per_s = 20'000;
+    std::uint32_t coalesce_min_sends_per_s = 20'000;  // 0: coalesce always
+    std::uint32_t coalesce_min_busy_percent = 70;     // 0: the send rate alone decides
   };
 
   WsShard(net::io_context& io, Timing timing);
@@ -75,6 +78,7 @@ class WsShard {
   void flush();
   void flush_coalesced();
   void update_rate();
+  std::chrono::nanoseconds demand_time() noexcept;
   void arm_sweep();
   void sweep();
 
@@ -94,6 +98,9 @@ class WsShard {
   net::steady_timer coalesce_timer_;
   std::chrono::steady_clock::time_point rate_window_start_;
   std::uint64_t sends_in_window_ = 0;
+  std::chrono::nanoseconds demand_at_window_start_{0};
+  static constexpr int kSchedstatUnopened = -2;
+  int schedstat_fd_ = kSchedstatUnopened;  // this thread's /proc/thread-self/schedstat (-1: none)
   std::vector<std::shared_ptr<WsSession>> due_;
   std::vector<std::weak_ptr<WsSession>> deadlines_;  // see watch_deadline()
   std::uint32_t tick_ = 0;

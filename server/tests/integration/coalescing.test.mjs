@@ -1,4 +1,4 @@
-// Write coalescing under load (--ws-coalesce-ms, --ws-coalesce-min-sends; docs/architecture.md "Transport"):
+// Write coalescing under load (--ws-coalesce-ms, --ws-coalesce-min-sends, --ws-coalesce-min-busy; docs/architecture.md "Transport"):
 // a big group's frames may wait for the coalescing timer, prompt frames (acks, direct messages) never do, and
 // a prompt frame takes the group frames queued before it along, in order. The threshold is 0 (coalescing always
 // on) and the window 3 s, so that "waited for the timer" and "left with a prompt frame" are far apart (the
@@ -68,4 +68,37 @@ test('a direct message is not held by the window and takes the queued group fram
   // Members without a prompt frame still get the group message from the timer.
   const late = await wss[2].collect(isEventFor(group.id), 1, 3 * WINDOW_MS, 'held on member 2');
   assert.equal(late[0].message.body, 'held');
+});
+
+// The thresholds: with a send rate of 1/s enough, the thread's busy share decides (--ws-coalesce-min-busy).
+async function groupDeliveryMs(args) {
+  const s = await startServer({ label: 'coalescing-threshold', args: ['--ws-coalesce-ms', String(WINDOW_MS), ...args] });
+  try {
+    const us = await registerMany(s, MEMBERS, 'ct');
+    const sockets = await connectMany(s, us.map((u) => u.token));
+    const g = await createGroup(s, us[0].token, 'Threshold', us.slice(1).map((u) => u.id));
+    await Promise.all(sockets.map((ws, i) => ws.collect(isEventFor(g.id), 1, 2 * WINDOW_MS, `created on ${i}`)));
+    // A few sends first: the rate window (>= 50 ms) must have seen traffic before the measured one.
+    for (let k = 0; k < 3; k++) {
+      await sendAcked(sockets[0], g.id, `warm ${k}`);
+      await Promise.all(sockets.slice(1).map((ws, i) => ws.collect(isEventFor(g.id), 1, 3 * WINDOW_MS, `warm ${k} on ${i + 1}`)));
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    const t0 = Date.now();
+    await sendAcked(sockets[0], g.id, 'measured');
+    await Promise.all(sockets.slice(1).map((ws, i) => ws.collect(isEventFor(g.id), 1, 3 * WINDOW_MS, `measured on ${i + 1}`)));
+    return Date.now() - t0;
+  } finally {
+    await s.close();
+  }
+}
+
+test('an I/O thread below the busy threshold does not hold group frames; at 0 % the send rate alone decides', T, async () => {
+  // Goal: coalescing needs both thresholds. Method: window 3 s, send threshold 1/s. With --ws-coalesce-min-busy 90
+  // (a test server idles far below that) the group message reaches every member at once; with 0 it waits for the
+  // timer. Without the busy criterion the first case would wait too.
+  const idle = await groupDeliveryMs(['--ws-coalesce-min-sends', '1', '--ws-coalesce-min-busy', '90']);
+  assert.ok(idle < WINDOW_MS / 2, `an idle thread held group frames for ${idle} ms`);
+  const rateOnly = await groupDeliveryMs(['--ws-coalesce-min-sends', '1', '--ws-coalesce-min-busy', '0']);
+  assert.ok(rateOnly >= WINDOW_MS / 2, `with the busy threshold off, the frames left after ${rateOnly} ms, not with the timer`);
 });

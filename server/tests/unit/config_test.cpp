@@ -99,6 +99,25 @@ TEST_F(ConfigTest, CommitWindowFlagsAndEnvironment) {
   refused({"--commit-window-min-rate", "0"});
 }
 
+TEST_F(ConfigTest, CoalescingFlagsAndEnvironment) {
+  // Goal: write coalescing has the documented defaults (20 ms window, from 20000 sends/s and 70 %
+  // busy per I/O thread: running or waiting for a CPU), takes flags and environment, and refuses a busy share
+  // above 100 %.
+  auto c = ok({});
+  EXPECT_EQ(c.ws_coalesce.count(), 20);
+  EXPECT_EQ(c.ws_coalesce_min_sends, 20'000U);
+  EXPECT_EQ(c.ws_coalesce_min_busy, 70U);
+  c = ok({"--ws-coalesce-ms", "5", "--ws-coalesce-min-sends=0", "--ws-coalesce-min-busy", "0"});
+  EXPECT_EQ(c.ws_coalesce.count(), 5);
+  EXPECT_EQ(c.ws_coalesce_min_sends, 0U);
+  EXPECT_EQ(c.ws_coalesce_min_busy, 0U);
+  fake_env() = {{"CHATD_WS_COALESCE_MIN_BUSY", "80"}};
+  EXPECT_EQ(ok({}).ws_coalesce_min_busy, 80U);
+  fake_env().clear();
+  refused({"--ws-coalesce-min-busy", "101"});
+  refused({"--ws-coalesce-min-busy", "-1"});
+}
+
 TEST_F(ConfigTest, EnvironmentOverridesDefaults) {
   // Goal: each CHATD_* variable sets its option. Method: set them all, parse without flags.
   fake_env() = {{"CHATD_LISTEN", "0.0.0.0:9001"},
