@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <string_view>
 
 namespace chat::store::postgres {
@@ -23,6 +24,21 @@ using detail::kUserExists;
 using detail::Param;
 using detail::read_message;
 using detail::Result;
+
+// "3,17,42" (string_agg of ids) -> {3, 17, 42}.
+std::vector<UserId> parse_ids(std::string_view text) {
+  std::vector<UserId> ids;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (p < end) {
+    UserId id = 0;
+    const auto [next, ec] = std::from_chars(p, end, id);
+    if (ec != std::errc()) throw StoreError("append_message: bad member list from the server");
+    ids.push_back(id);
+    p = next < end && *next == ',' ? next + 1 : next;
+  }
+  return ids;
+}
 
 // Versioned migrations: kMigrations[i] takes the schema from version i to i + 1; each applied
 // version is a row of schema_migrations. Never edit a released step; append a new one.
@@ -162,7 +178,7 @@ constexpr std::string_view kBegin = "BEGIN";
 constexpr std::string_view kCommit = "COMMIT";
 constexpr std::string_view kRollback = "ROLLBACK";
 constexpr std::string_view kSavepoint = "SAVEPOINT job";
-constexpr std::string_view kRelease = "RELEASE SAVEPOINT job";
+constexpr std::string_view kReleaseAndSavepoint = "RELEASE SAVEPOINT job; SAVEPOINT job";
 constexpr std::string_view kRollbackJob = "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job";
 // Multi-query reads (the conversation list, a sync page) see one snapshot.
 constexpr std::string_view kBeginSnapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -240,6 +256,35 @@ constexpr std::string_view kUnread =
 
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_PG_MESSAGE_COLUMNS " FROM messages WHERE sender_id = $1 AND client_msg_id = $2";
+// A send without reply_to in one round trip (it was six: the idempotency check, membership, the
+// seq bump, the insert, the sender's read marker, the member list). Every CTE sees the statement's
+// snapshot; the row lock on the conversation is taken by `locked` (as kNextSeq / kNextSeqNoWait) and
+// the seq bump re-reads the row once it holds it, so seqs stay gapless across nodes. Nothing is
+// written if the client_msg_id is taken (`dup`) or the sender is not a member. A concurrent insert
+// of the same client_msg_id fails the INSERT with unique_violation: settle_race reruns the job,
+// which then finds it in `dup`. Columns: seq (NULL if nothing was written), whether `dup` matched,
+// whether the sender is a member, and the members' ids, comma-separated in id order.
+#define CHATD_PG_APPEND(LOCK)                                                                               \
+  "WITH dup AS (SELECT 1 FROM messages WHERE sender_id = $3 AND client_msg_id = $4), "                      \
+  "mem AS (SELECT 1 FROM conversation_participants WHERE conversation_id = $2 AND user_id = $3), "          \
+  "locked AS (SELECT id FROM conversations WHERE id = $2 AND EXISTS (SELECT 1 FROM mem) "                   \
+  "AND NOT EXISTS (SELECT 1 FROM dup) " LOCK                                                                \
+  "), "                                                                                                     \
+  "bumped AS (UPDATE conversations c SET last_seq = c.last_seq + 1, last_activity_at = $6 FROM locked "     \
+  "WHERE c.id = locked.id RETURNING c.last_seq), "                                                          \
+  "ins AS (INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, "          \
+  "created_at) "                                                                                            \
+  "SELECT $1, $2, last_seq, $3, 'text', $4, $5, $6 FROM bumped RETURNING seq), "                            \
+  "marked AS (UPDATE conversation_participants p SET read_seq = ins.seq, "                                  \
+  "delivered_seq = greatest(p.delivered_seq, ins.seq) FROM ins WHERE p.conversation_id = $2 AND p.user_id " \
+  "= $3 "                                                                                                   \
+  "AND p.read_seq < ins.seq) "                                                                              \
+  "SELECT (SELECT seq FROM ins), EXISTS (SELECT 1 FROM dup), EXISTS (SELECT 1 FROM mem), "                  \
+  "(SELECT string_agg(user_id::text, ',' ORDER BY user_id) FROM conversation_participants "                 \
+  "WHERE conversation_id = $2)"
+constexpr std::string_view kAppend = CHATD_PG_APPEND("FOR UPDATE");
+constexpr std::string_view kAppendNoWait = CHATD_PG_APPEND("FOR UPDATE NOWAIT");
+#undef CHATD_PG_APPEND
 constexpr std::string_view kInsertMessage =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at, "
     "ref_id) VALUES ($1, $2, $3, $4, 'text', $5, $6, $7, $8)";
@@ -365,6 +410,7 @@ PostgresStore::ReadLease PostgresStore::lease() {
 
 void PostgresStore::begin_batch() {
   job_open_ = false;
+  release_pending_ = false;
   jobs_done_ = 0;
   // A connection lost since the last batch (server restart, network) is replaced here, and only
   // here. PQstatus only learns of a loss when a call fails, so a failed BEGIN is retried once on a
@@ -381,12 +427,14 @@ void PostgresStore::begin_batch() {
 
 void PostgresStore::commit_batch() {
   // COMMIT of a transaction that hit an error answers ROLLBACK without failing: check.
+  release_pending_ = false;
   const auto r = writer_->exec_script(kCommit);
   if (r.command() != "COMMIT") throw StoreError("batch transaction was aborted; rolled back");
 }
 
 void PostgresStore::rollback_batch() noexcept {
   job_open_ = false;
+  release_pending_ = false;
   try {
     if (writer_->in_transaction()) writer_->exec_script(kRollback);
   } catch (const StoreError&) {
@@ -394,23 +442,29 @@ void PostgresStore::rollback_batch() noexcept {
   }
 }
 
+// The savepoint of a finished job is released with the next job's SAVEPOINT, in one round trip
+// (COMMIT releases the last one): a job costs one round trip less.
 void PostgresStore::begin_job() {
-  writer_->exec_script(kSavepoint);
+  writer_->exec_script(release_pending_ ? kReleaseAndSavepoint : kSavepoint);
+  release_pending_ = false;
   job_open_ = true;
 }
 
 void PostgresStore::end_job() {
   job_open_ = false;
-  writer_->exec_script(kRelease);
+  release_pending_ = true;
   ++jobs_done_;
 }
 
+// Wait for a row lock only while this transaction holds no other job's locks: a writer that waits
+// while holding locks can deadlock with another node's writer doing the same in the other order
+// (each batch locks its conversations in the order its jobs arrive).
+bool PostgresStore::may_wait() const noexcept {
+  return !job_open_ || jobs_done_ == 0;
+}
+
 detail::Result PostgresStore::next_seq(ConversationId id, TimeMs now) {
-  // Wait for the row lock only while this transaction holds no other job's locks: a writer that
-  // waits while holding locks can deadlock with another node's writer doing the same in the other
-  // order (each batch locks its conversations in the order its jobs arrive).
-  const bool may_wait = !job_open_ || jobs_done_ == 0;
-  return writer_->exec(may_wait ? kNextSeq : kNextSeqNoWait, {id, now});
+  return writer_->exec(may_wait() ? kNextSeq : kNextSeqNoWait, {id, now});
 }
 
 void PostgresStore::split_batch() {
@@ -547,17 +601,45 @@ OpenDirectResult PostgresStore::open_direct_once(UserId self, UserId other, Time
   return {OpenDirectOutcome::created, id};
 }
 
+// The answer to an append whose (sender, client_msg_id) is taken: the original message if it is
+// of the same conversation, a conflict if not; nullopt if the id is free.
+std::optional<AppendResult> PostgresStore::earlier_use(const NewMessage& message) {
+  const auto r = writer_->exec(kFindByClientId, {message.sender_id, message.client_msg_id});
+  if (r.empty()) return std::nullopt;
+  auto original = read_message(r, 0);
+  if (original.conversation_id != message.conversation_id)
+    return AppendResult{AppendOutcome::conflict, {}, {}};
+  return AppendResult{AppendOutcome::duplicate, std::move(original), {}};
+}
+
 AppendResult PostgresStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
   return settle_race([&] { return append_message_once(message, id, now); });
 }
 
 AppendResult PostgresStore::append_message_once(const NewMessage& message, MessageId id, TimeMs now) {
   Connection& db = *writer_;
-  if (const auto r = db.exec(kFindByClientId, {message.sender_id, message.client_msg_id}); !r.empty()) {
-    auto original = read_message(r, 0);
-    if (original.conversation_id != message.conversation_id) return {AppendOutcome::conflict, {}, {}};
-    return {AppendOutcome::duplicate, std::move(original), {}};
+  if (!message.reply_to) {
+    const auto r =
+        db.exec(may_wait() ? kAppend : kAppendNoWait,
+                {id, message.conversation_id, message.sender_id, message.client_msg_id, message.body, now});
+    if (r.boolean(0, 1)) {
+      if (auto earlier = earlier_use(message)) return std::move(*earlier);
+      throw detail::UniqueViolation("append_message: the earlier message left");  // rerun by settle_race
+    }
+    if (!r.boolean(0, 2) || r.is_null(0, 0)) return {AppendOutcome::not_found, {}, {}};
+    AppendResult result;
+    result.outcome = AppendOutcome::appended;
+    result.message.id = id;
+    result.message.conversation_id = message.conversation_id;
+    result.message.seq = r.int64(0, 0);
+    result.message.sender_id = message.sender_id;
+    result.message.body = message.body;
+    result.message.client_msg_id = message.client_msg_id;
+    result.message.created_at = now;
+    result.members = parse_ids(r.text(0, 3));
+    return result;
   }
+  if (auto earlier = earlier_use(message)) return std::move(*earlier);
   const auto member = detail::membership(db, message.conversation_id, message.sender_id);
   if (!member) return {AppendOutcome::not_found, {}, {}};
   if (message.reply_to) {

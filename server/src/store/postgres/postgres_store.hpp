@@ -168,6 +168,8 @@ class PostgresStore final : public Store {
   }
   // The next seq of a conversation, taking its row lock (see settle_race for when it may wait).
   detail::Result next_seq(ConversationId id, TimeMs now);
+  bool may_wait() const noexcept;
+  std::optional<AppendResult> earlier_use(const NewMessage& message);
   void split_batch();
   static constexpr int kRaceAttempts = 3;
   // The bodies of the racing writes, run by settle_race.
@@ -213,8 +215,9 @@ class PostgresStore final : public Store {
 
   Options options_;
   std::unique_ptr<detail::Connection> writer_;
-  bool job_open_ = false;  // between begin_job and end_job/rollback_job (writer thread only)
-  int jobs_done_ = 0;      // jobs ended in the current transaction: it may hold their locks
+  bool job_open_ = false;         // between begin_job and end_job/rollback_job (writer thread only)
+  bool release_pending_ = false;  // the last ended job's savepoint is not released yet
+  int jobs_done_ = 0;             // jobs ended in the current transaction: it may hold their locks
   std::mutex readers_mutex_;
   std::condition_variable readers_cv_;
   std::vector<std::unique_ptr<detail::Connection>> idle_readers_;
