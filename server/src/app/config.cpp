@@ -103,9 +103,8 @@ const std::vector<Option>& options() {
          return parse_number<std::uint32_t>(v, c.ws_coalesce_min_sends, 0, 100'000'000);
        }},
       {"--ws-coalesce-min-busy", "CHATD_WS_COALESCE_MIN_BUSY",
-       "percent of the time an I/O thread wants a CPU (runs or waits for one) above which coalescing starts, "
-       "with the send rate "
-       "(default 70; 0 = the send rate alone decides)",
+       "and the percent of the time an I/O thread wants a CPU (runs or waits for one) above which it "
+       "starts (default 70; 0 = the send rate alone decides)",
        [](Config& c, std::string_view v) {
          return parse_number<std::uint32_t>(v, c.ws_coalesce_min_busy, 0, 100);
        }},

@@ -264,26 +264,25 @@ constexpr std::string_view kFindByClientId =
 // of the same client_msg_id fails the INSERT with unique_violation: settle_race reruns the job,
 // which then finds it in `dup`. Columns: seq (NULL if nothing was written), whether `dup` matched,
 // whether the sender is a member, and the members' ids, comma-separated in id order.
-#define CHATD_PG_APPEND(LOCK)                                                                               \
-  "WITH dup AS (SELECT 1 FROM messages WHERE sender_id = $3 AND client_msg_id = $4), "                      \
-  "mem AS (SELECT 1 FROM conversation_participants WHERE conversation_id = $2 AND user_id = $3), "          \
-  "locked AS (SELECT id FROM conversations WHERE id = $2 AND EXISTS (SELECT 1 FROM mem) "                   \
-  "AND NOT EXISTS (SELECT 1 FROM dup) " LOCK                                                                \
-  "), "                                                                                                     \
-  "bumped AS (UPDATE conversations c SET last_seq = c.last_seq + 1, last_activity_at = $6 FROM locked "     \
-  "WHERE c.id = locked.id RETURNING c.last_seq), "                                                          \
-  "ins AS (INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, "          \
-  "created_at) "                                                                                            \
-  "SELECT $1, $2, last_seq, $3, 'text', $4, $5, $6 FROM bumped RETURNING seq), "                            \
-  "marked AS (UPDATE conversation_participants p SET read_seq = ins.seq, "                                  \
-  "delivered_seq = greatest(p.delivered_seq, ins.seq) FROM ins WHERE p.conversation_id = $2 AND p.user_id " \
-  "= $3 "                                                                                                   \
-  "AND p.read_seq < ins.seq) "                                                                              \
-  "SELECT (SELECT seq FROM ins), EXISTS (SELECT 1 FROM dup), EXISTS (SELECT 1 FROM mem), "                  \
-  "(SELECT string_agg(user_id::text, ',' ORDER BY user_id) FROM conversation_participants "                 \
-  "WHERE conversation_id = $2)"
+// clang-format off
+#define CHATD_PG_APPEND(LOCK)                                                                           \
+  "WITH dup AS (SELECT 1 FROM messages WHERE sender_id = $3 AND client_msg_id = $4), "                  \
+  "mem AS (SELECT 1 FROM conversation_participants WHERE conversation_id = $2 AND user_id = $3), "      \
+  "locked AS (SELECT id FROM conversations WHERE id = $2 "                                              \
+  "  AND EXISTS (SELECT 1 FROM mem) AND NOT EXISTS (SELECT 1 FROM dup) " LOCK "), "                      \
+  "bumped AS (UPDATE conversations c SET last_seq = c.last_seq + 1, last_activity_at = $6 "             \
+  "  FROM locked WHERE c.id = locked.id RETURNING c.last_seq), "                                        \
+  "ins AS (INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, "      \
+  "  created_at) SELECT $1, $2, last_seq, $3, 'text', $4, $5, $6 FROM bumped RETURNING seq), "          \
+  "marked AS (UPDATE conversation_participants p SET read_seq = ins.seq, "                              \
+  "  delivered_seq = greatest(p.delivered_seq, ins.seq) FROM ins "                                      \
+  "  WHERE p.conversation_id = $2 AND p.user_id = $3 AND p.read_seq < ins.seq) "                        \
+  "SELECT (SELECT seq FROM ins), EXISTS (SELECT 1 FROM dup), EXISTS (SELECT 1 FROM mem), "              \
+  "  (SELECT string_agg(user_id::text, ',' ORDER BY user_id) FROM conversation_participants "           \
+  "   WHERE conversation_id = $2)"
 constexpr std::string_view kAppend = CHATD_PG_APPEND("FOR UPDATE");
 constexpr std::string_view kAppendNoWait = CHATD_PG_APPEND("FOR UPDATE NOWAIT");
+// clang-format on
 #undef CHATD_PG_APPEND
 constexpr std::string_view kInsertMessage =
     "INSERT INTO messages (id, conversation_id, seq, sender_id, type, client_msg_id, body, created_at, "
