@@ -71,6 +71,12 @@ class SqliteStoreTest : public ::testing::Test {
   void SetUp() override { open(); }
 
   void open() { store_ = std::make_unique<SqliteStore>(SqliteStore::Options{path(), 2}); }
+  // Reopens the database with the checkpointer woken at `frames` WAL frames (checkpoint tests).
+  SqliteStore& reopen_checkpointing_at(int frames) {
+    close();
+    store_ = std::make_unique<SqliteStore>(SqliteStore::Options{path(), 2, frames});
+    return *store_;
+  }
   void close() { store_.reset(); }
   std::string path() const { return dir_.path() + "/chatd.db"; }
   Store& store() { return *store_; }
@@ -86,6 +92,12 @@ class SqliteStoreTest : public ::testing::Test {
 
   ConversationId direct(UserId a, UserId b, TimeMs now = kT0) {
     return in_job(store(), [&] { return store().open_direct(a, b, now); }).conversation_id;
+  }
+
+  // `count` sends "m0", "m1", ... from `sender`, each its own batch (one fsync'd commit each).
+  void append_many(ConversationId c, UserId sender, int count) {
+    for (int i = 0; i < count; ++i)
+      ASSERT_EQ(append(c, sender, cat("m", std::to_string(i))).outcome, AppendOutcome::appended);
   }
 
   AppendResult append(ConversationId c, UserId sender, const std::string& client_id, TimeMs now = kT0) {
@@ -127,14 +139,11 @@ TEST_F(SqliteStoreTest, WalIsCheckpointedInTheBackgroundAndStaysBounded) {
   // threshold; 400 sends, each its own fsync'd commit (~2000 WAL frames without checkpoints);
   // the checkpointer must have run, the WAL file must stay far below 2000 frames, and after a
   // reopen every message is in history, in order.
-  close();
-  store_ = std::make_unique<SqliteStore>(SqliteStore::Options{path(), 2, 50});
-  auto& sqlite_store = *store_;
+  auto& sqlite_store = reopen_checkpointing_at(50);
   const auto a = add_user("alice");
   const auto b = add_user("bob");
   const auto ab = direct(a, b);
-  for (int i = 0; i < 400; ++i)
-    ASSERT_EQ(append(ab, a, cat("m", std::to_string(i))).outcome, AppendOutcome::appended);
+  append_many(ab, a, 400);
   for (int i = 0; i < 500 && sqlite_store.background_checkpoints() == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GT(sqlite_store.background_checkpoints(), 0U);
@@ -158,17 +167,14 @@ TEST_F(SqliteStoreTest, BackgroundCheckpointsWaitForNewFrames) {
   // sends of one commit each (~3 frames). Between 50 frames and the writer's own checkpoints at
   // 200 (4x), the background checkpointer may run about 150 / 12 times (it ran after nearly every
   // one of those ~50 commits: 30 measured).
-  close();
-  store_ = std::make_unique<SqliteStore>(SqliteStore::Options{path(), 2, 50});
-  auto& sqlite_store = *store_;
+  auto& sqlite_store = reopen_checkpointing_at(50);
   const auto a = add_user("alice");
   const auto b = add_user("bob");
   const auto ab = direct(a, b);
   sqlite3* reader = nullptr;
   ASSERT_EQ(sqlite3_open(path().c_str(), &reader), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM users;", nullptr, nullptr, nullptr), SQLITE_OK);
-  for (int i = 0; i < 300; ++i)
-    ASSERT_EQ(append(ab, a, cat("m", std::to_string(i))).outcome, AppendOutcome::appended);
+  append_many(ab, a, 300);
   sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
   sqlite3_close(reader);
   EXPECT_GT(sqlite_store.background_checkpoints(), 0U);
