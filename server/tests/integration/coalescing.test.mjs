@@ -71,24 +71,34 @@ test('a direct message is not held by the window and takes the queued group fram
 });
 
 // The thresholds: with a send rate of 1/s enough, the thread's busy share decides (--ws-coalesce-min-busy).
+// Six more connections (accepted one after another, so every I/O thread holds some) send a `ping` every
+// 20 ms meanwhile: every thread writes pongs in every rate window and the send-rate condition holds
+// throughout, while the group's members get no prompt frame that would take held frames along.
+const PINGERS = 6;
 async function groupDeliveryMs(args) {
   const s = await startServer({ label: 'coalescing-threshold', args: ['--ws-coalesce-ms', String(WINDOW_MS), ...args] });
+  let pinging = true;
+  let pinger;
   try {
-    const us = await registerMany(s, MEMBERS, 'ct');
-    const sockets = await connectMany(s, us.map((u) => u.token));
-    const g = await createGroup(s, us[0].token, 'Threshold', us.slice(1).map((u) => u.id));
+    const us = await registerMany(s, MEMBERS + PINGERS, 'ct');
+    const sockets = await connectMany(s, us.slice(0, MEMBERS).map((u) => u.token));
+    const g = await createGroup(s, us[0].token, 'Threshold', us.slice(1, MEMBERS).map((u) => u.id));
     await Promise.all(sockets.map((ws, i) => ws.collect(isEventFor(g.id), 1, 2 * WINDOW_MS, `created on ${i}`)));
-    // A few sends first: the rate window (>= 50 ms) must have seen traffic before the measured one.
-    for (let k = 0; k < 3; k++) {
-      await sendAcked(sockets[0], g.id, `warm ${k}`);
-      await Promise.all(sockets.slice(1).map((ws, i) => ws.collect(isEventFor(g.id), 1, 3 * WINDOW_MS, `warm ${k} on ${i + 1}`)));
-      await new Promise((r) => setTimeout(r, 60));
-    }
+    const pingers = await connectMany(s, us.slice(MEMBERS).map((u) => u.token));
+    pinger = (async () => {
+      while (pinging) {
+        for (const ws of pingers) ws.send({ type: 'ping' });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300)); // several rate windows (>= 50 ms) with traffic
     const t0 = Date.now();
     await sendAcked(sockets[0], g.id, 'measured');
     await Promise.all(sockets.slice(1).map((ws, i) => ws.collect(isEventFor(g.id), 1, 3 * WINDOW_MS, `measured on ${i + 1}`)));
     return Date.now() - t0;
   } finally {
+    pinging = false;
+    await pinger;
     await s.close();
   }
 }
