@@ -40,18 +40,21 @@ bool parse_double(std::string_view text, double& out) {
   }
 }
 
-bool parse_ms(std::string_view text, std::chrono::milliseconds& out) {
+// A whole number of `Duration` units in [min, max].
+template <class Duration>
+bool parse_duration(std::string_view text, Duration& out, long long min, long long max) {
   long long v = 0;
-  if (!parse_number<long long>(text, v, 1, 24LL * 3600 * 1000)) return false;
-  out = std::chrono::milliseconds(v);
+  if (!parse_number<long long>(text, v, min, max)) return false;
+  out = Duration(v);
   return true;
 }
 
+bool parse_ms(std::string_view text, std::chrono::milliseconds& out) {
+  return parse_duration(text, out, 1, 24LL * 3600 * 1000);
+}
+
 bool parse_s(std::string_view text, std::chrono::seconds& out) {
-  long long v = 0;
-  if (!parse_number<long long>(text, v, 1, 365LL * 24 * 3600)) return false;
-  out = std::chrono::seconds(v);
-  return true;
+  return parse_duration(text, out, 1, 365LL * 24 * 3600);
 }
 
 const std::vector<Option>& options() {
@@ -91,12 +94,7 @@ const std::vector<Option>& options() {
       {"--ws-coalesce-ms", "CHATD_WS_COALESCE_MS",
        "under load, how long a big group's frames may wait to share one write with the next ones "
        "(default 20, at most 10000; 0 = off)",
-       [](Config& c, std::string_view v) {
-         long long ms = 0;
-         if (!parse_number<long long>(v, ms, 0, 10000)) return false;
-         c.ws_coalesce = std::chrono::milliseconds(ms);
-         return true;
-       }},
+       [](Config& c, std::string_view v) { return parse_duration(v, c.ws_coalesce, 0, 10000); }},
       {"--ws-coalesce-min-sends", "CHATD_WS_COALESCE_MIN_SENDS",
        "socket writes per second per I/O thread above which coalescing starts (default 20000; 0 = always)",
        [](Config& c, std::string_view v) {
@@ -164,21 +162,11 @@ const std::vector<Option>& options() {
       {"--auth-cache-ttl-ms", "CHATD_AUTH_CACHE_TTL_MS",
        "how long a node may reuse a verified access token without reading the store; revocations "
        "invalidate it at once (default 5000; 0: no cache)",
-       [](Config& c, std::string_view v) {
-         long long ms = 0;
-         if (!parse_number<long long>(v, ms, 0, 60'000)) return false;
-         c.auth_cache_ttl = std::chrono::milliseconds(ms);
-         return true;
-       }},
+       [](Config& c, std::string_view v) { return parse_duration(v, c.auth_cache_ttl, 0, 60'000); }},
       {"--commit-window-us", "CHATD_COMMIT_WINDOW_US",
        "under load, the longest the store writer waits for more writes to share one commit "
        "(default 1000; 0: never wait)",
-       [](Config& c, std::string_view v) {
-         long long us = 0;
-         if (!parse_number<long long>(v, us, 0, 100'000)) return false;
-         c.commit_window = std::chrono::microseconds(us);
-         return true;
-       }},
+       [](Config& c, std::string_view v) { return parse_duration(v, c.commit_window, 0, 100'000); }},
       {"--commit-window-min-rate", "CHATD_COMMIT_WINDOW_MIN_RATE",
        "writes per second below which the store writer commits at once, without a window (default 2000)",
        [](Config& c, std::string_view v) { return parse_double(v, c.commit_window_min_rate); }},
