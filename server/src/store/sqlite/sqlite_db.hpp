@@ -49,7 +49,8 @@ class Db {
  public:
   enum class Mode { read_write, read_only };
 
-  Db(const std::string& path, Mode mode);
+  // `vfs`: a registered VFS's name, or nullptr for the default.
+  Db(const std::string& path, Mode mode, const char* vfs = nullptr);
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
   ~Db();

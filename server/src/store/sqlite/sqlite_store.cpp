@@ -3,6 +3,7 @@
 #include "domain/validation.hpp"
 #include "store/errors.hpp"
 #include "store/sqlite/sqlite_rows.hpp"
+#include "store/sqlite/sqlite_wal_vfs.hpp"
 
 #include <sqlite3.h>
 
@@ -319,7 +320,8 @@ int SqliteStore::schema_version() {
 
 SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
   configure_sqlite();
-  writer_ = std::make_unique<Db>(options_.path, Db::Mode::read_write);
+  // The writer's WAL writes go out as one pwrite() per commit (sqlite_wal_vfs.hpp).
+  writer_ = std::make_unique<Db>(options_.path, Db::Mode::read_write, detail::wal_write_combining_vfs());
   writer_->exec("PRAGMA journal_mode = WAL");
   // FULL: the WAL is fsynced at every commit, so an acknowledged message survives a power cut,
   // not only a crash of chatd. Group commit is what makes this affordable.
