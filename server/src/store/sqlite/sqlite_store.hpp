@@ -25,8 +25,9 @@ class SqliteStore final : public Store {
     std::string path;  // the database file; its directory must exist
     int read_connections = 4;
     // WAL frames (pages) after which the background checkpointer copies the WAL into the database
-    // (16 MB of 4 KiB pages); at 4x this the writer checkpoints itself. See Checkpointer.
-    int checkpoint_frames = 4000;
+    // (~66 MB of 4 KiB pages), then once per a quarter of this many new frames; at 4x this (~264 MB)
+    // the writer checkpoints itself. See Checkpointer.
+    int checkpoint_frames = 16000;
   };
   static constexpr int kMaxReadConnections = 64;
 
