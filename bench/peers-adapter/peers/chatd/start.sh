@@ -11,6 +11,14 @@ PORT=${CHATD_PORT:-18400}
 RUN=$D/run
 PIDF=$RUN/server.pid
 if pid_alive "$PIDF"; then echo "chatd already running (pid $(cat "$PIDF"))"; exit 0; fi
+# The previous run's 2000 connections linger in TIME-WAIT for up to 60 s, and the harness's port
+# check counts them as in use (a repeated run then did not start): wait for them to go. Anything
+# else on the port (a listener, live connections) is left to require_ports to report.
+for ((i = 0; i < 90; i++)); do
+  states=$(ss -Htan "( sport = :$PORT )" | awk '{print $1}' | sort -u)
+  [ "$states" = "TIME-WAIT" ] || break
+  sleep 1
+done
 require_ports "$PORT"
 mkdir -p "$RUN"
 rm -rf "$RUN/data" && mkdir -p "$RUN/data"
