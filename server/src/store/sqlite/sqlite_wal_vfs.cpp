@@ -41,12 +41,17 @@ const sqlite3_io_methods& real_methods(WalFile* w) {
   return *w->real->pMethods;
 }
 
+// Straight to the file, bypassing the buffer (which must be empty or already flushed).
+int write_through(WalFile* w, const void* data, int amount, sqlite3_int64 offset) {
+  g_writes.fetch_add(1, std::memory_order_relaxed);
+  return real_methods(w).xWrite(w->real, data, amount, offset);
+}
+
 int flush(WalFile* w) {
   int rc = SQLITE_OK;
   for (sqlite3_int64 done = 0; done < w->length && rc == SQLITE_OK; done += kMaxWrite) {
-    g_writes.fetch_add(1, std::memory_order_relaxed);
     const auto n = std::min(kMaxWrite, w->length - done);
-    rc = real_methods(w).xWrite(w->real, w->buffer + done, static_cast<int>(n), w->offset + done);
+    rc = write_through(w, w->buffer + done, static_cast<int>(n), w->offset + done);
   }
   w->length = 0;  // written or failed: either way not written again
   return rc;
@@ -72,10 +77,7 @@ int wal_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
   g_calls.fetch_add(1, std::memory_order_relaxed);
   if (w->buffer == nullptr) {
     w->buffer = static_cast<char*>(sqlite3_malloc64(kBufferSize));
-    if (w->buffer == nullptr) {
-      g_writes.fetch_add(1, std::memory_order_relaxed);
-      return real_methods(w).xWrite(w->real, data, amount, offset);
-    }
+    if (w->buffer == nullptr) return write_through(w, data, amount, offset);
   }
   // Appends to what is held, or overwrites part of it (SQLite rewrites a frame of the open
   // transaction in place when the same page changes again).
@@ -86,10 +88,7 @@ int wal_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
     return SQLITE_OK;
   }
   if (const int rc = flush(w); rc != SQLITE_OK) return rc;
-  if (amount > kBufferSize) {
-    g_writes.fetch_add(1, std::memory_order_relaxed);
-    return real_methods(w).xWrite(w->real, data, amount, offset);
-  }
+  if (amount > kBufferSize) return write_through(w, data, amount, offset);
   std::memcpy(w->buffer, data, static_cast<std::size_t>(amount));
   w->offset = offset;
   w->length = amount;
