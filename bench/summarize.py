@@ -2,6 +2,7 @@
 """Medians over repeated chat-bench runs: results/<workload>.json and results/SUMMARY.md.
 
 usage: summarize.py --results DIR RAW.json...   (run.sh calls it; rerun by hand on results/raw/*.json)
+       summarize.py --side-by-side DIR           (peers-cb.sh: DIR/<server>/w3.json, w2.json -> markdown)
 """
 import argparse
 import json
@@ -35,9 +36,15 @@ def lat(step, kind, key):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--results", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--side-by-side")
     ap.add_argument("raw", nargs="*")
     a = ap.parse_args()
+    if a.side_by_side:
+        print(side_by_side(a.side_by_side))
+        return
+    if not a.results:
+        ap.error("--results or --side-by-side is required")
     runs = defaultdict(list)
     for p in a.raw:
         try:
@@ -50,11 +57,13 @@ def main():
         key = wl + (f"-n{r['params']['conns']}" if wl == "w1" and "params" in r else "")
         runs[key].append(r)
 
-    md = ["# chatd benchmark summary (chat-bench)", "",
+    labels = sorted({r.get("label", "chatd") for rs in runs.values() for r in rs}) or ["chatd"]
+    md = [f"# {', '.join(labels)} benchmark summary (chat-bench)", "",
           "Medians over the runs listed; `ok` counts runs whose checks passed. Raw runs: `raw/`.", ""]
     out = {}
     for key in sorted(runs):
         rs = runs[key]
+        srv = rs[0].get("label", "chatd")
         oks = sum(1 for r in rs if r.get("ok"))
         s = [r.get("summary", {}) for r in rs]
         res = {"workload": key, "runs": len(rs), "runs_ok": oks, "files_started": [r.get("started_at") for r in rs]}
@@ -77,8 +86,8 @@ def main():
                     if not st.get("refine"):
                         by_rate[st["rate"]].append(st)
             res["steps"] = []
-            head = ("| R msg/s | runs | passed | ack p50 | ack p99 | deliver p50 | p90 | p99 | p99.9 | max | lost | dup | errors | chatd CPU util | "
-                    + ("deliveries/s | deliveries per chatd CPU-s |" if groups else "msgs per chatd CPU-s |"))
+            head = (f"| R msg/s | runs | passed | ack p50 | ack p99 | deliver p50 | p90 | p99 | p99.9 | max | lost | dup | errors | {srv} CPU util | "
+                    + (f"deliveries/s | deliveries per {srv} CPU-s |" if groups else f"msgs per {srv} CPU-s |"))
             md += [f"## {'W3 group fan-out' if groups else 'W2 one-to-one'} ({oks}/{len(rs)} runs ok; latency ms, medians)", "", head,
                    "|" + "---|" * head.count("|")[:-1] if False else "|" + "---|" * (head.count("|") - 1)]
             for rate in sorted(by_rate):
@@ -108,7 +117,7 @@ def main():
                 res["p99_ms_at_max"] = med([x.get("p99_ms_at_max") for x in s])
                 md += ["", f"Highest passing rate (p99 < limit, no loss) per run: {peaks}; lower median **{f(res['max_rate_pass'], 0)} msg/s** = "
                        f"**{f(res['max_deliveries_per_s_pass'], 0)} deliveries/s**, {f(res['deliveries_per_server_cpu_s_at_max'], 0)} deliveries "
-                       f"per chatd CPU-s at that rate (median), p99 {f(res['p99_ms_at_max'], 2)} ms.", ""]
+                       f"per {srv} CPU-s at that rate (median), p99 {f(res['p99_ms_at_max'], 2)} ms.", ""]
             else:
                 res["half_peak_rate"] = lower_med([x.get("half_peak_rate") for x in s])
                 res["p99_ms_at_half_peak"] = med([x.get("p99_ms_at_half_peak") for x in s])
@@ -135,6 +144,62 @@ def main():
     with open(os.path.join(a.results, "SUMMARY.md"), "w") as fh:
         fh.write("\n".join(md) + "\n")
     print("\n".join(md))
+
+
+def side_by_side(root):
+    """One table per workload: every server under root/<server>/ (chat-bench runs), ratios to chatd."""
+    servers = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    servers.sort(key=lambda d: (d != "chatd", d))
+
+    def load(srv, wl):
+        try:
+            with open(os.path.join(root, srv, f"{wl}.json")) as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    def ratio(ours, theirs):
+        return f"{ours / theirs:.2f}x" if ours and theirs else "-"
+
+    md = ["# chatd and its peers, same driver (chat-bench), medians", "",
+          "Every server on this machine with chat-bench on the same 2 cores; chatd persists every message "
+          "(SQLite, fsync'd group commit before the ack), Socket.IO writes each message to SQLite (WAL, "
+          "synchronous=NORMAL: no fsync per commit), NATS persists nothing. Ratios are chatd / server.", ""]
+    base3 = load("chatd", "w3")
+    md += ["## W3 group fan-out (20 groups x 100 members, p99 < 100 ms, no loss)", "",
+           "| server | runs ok | highest passing msg/s per run | deliveries/s (lower median) | deliveries per server CPU-s at that rate | p99 ms there | chatd / server deliveries/s | chatd / server per CPU-s |",
+           "|---|---|---|---|---|---|---|---|"]
+    for srv in servers:
+        r = load(srv, "w3")
+        if not r:
+            continue
+        md.append(f"| {srv} | {r['runs_ok']}/{r['runs']} | {r.get('max_rate_pass_per_run')} | {f(r.get('max_deliveries_per_s_pass'), 0)} | "
+                  f"{f(r.get('deliveries_per_server_cpu_s_at_max'), 0)} | {f(r.get('p99_ms_at_max'), 2)} | "
+                  f"{ratio((base3 or {}).get('max_deliveries_per_s_pass'), r.get('max_deliveries_per_s_pass'))} | "
+                  f"{ratio((base3 or {}).get('deliveries_per_server_cpu_s_at_max'), r.get('deliveries_per_server_cpu_s_at_max'))} |")
+    base2 = load("chatd", "w2")
+
+    def at_rate(r, rate, key):
+        for st in (r or {}).get("steps", []):
+            if st["rate"] == rate:
+                return st.get(key)
+        return None
+
+    def at_peak(r, key):
+        return at_rate(r, (r or {}).get("max_rate_pass"), key)
+
+    md += ["", "## W2 one-to-one (1000 users in 500 pairs, p99 < 100 ms, no loss)", "",
+           "| server | runs ok | p99 ms at 1000 msg/s | peak passing msg/s per run | msgs per server CPU-s at the peak | p99 ms at half the peak | chatd / server peak | chatd / server per CPU-s |",
+           "|---|---|---|---|---|---|---|---|"]
+    for srv in servers:
+        r = load(srv, "w2")
+        if not r:
+            continue
+        md.append(f"| {srv} | {r['runs_ok']}/{r['runs']} | {f(at_rate(r, 1000, 'p99'), 2)} | {r.get('max_rate_pass_per_run')} | "
+                  f"{f(at_peak(r, 'messages_per_server_cpu_s'), 0)} | {f(r.get('p99_ms_at_half_peak'), 2)} | "
+                  f"{ratio((base2 or {}).get('max_rate_pass'), r.get('max_rate_pass'))} | "
+                  f"{ratio(at_peak(base2, 'messages_per_server_cpu_s'), at_peak(r, 'messages_per_server_cpu_s'))} |")
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":

@@ -442,6 +442,7 @@ int Coordinator::run() {
   json::object result;
   result["tool"] = "chat-bench";
   result["label"] = opt_.label;
+  result["proto"] = opt_.proto == Proto::chatd ? "chatd" : opt_.proto == Proto::nats ? "nats" : "socketio";
   result["workload"] = opt_.workload;
   result["run"] = run_;
   {

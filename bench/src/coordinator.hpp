@@ -21,9 +21,14 @@ struct Options {
   // chatd processes for /proc sampling (empty: no server figures). Several for a cluster: their
   // CPU and RSS are summed.
   std::vector<int> server_pids;
-  int workers = 0;  // worker processes; 0 = automatic
-  std::string out;  // JSON result file ("" = stdout only)
-  std::string label = "chatd";
+  int workers = 0;    // worker processes; 0 = automatic
+  std::string out;    // JSON result file ("" = stdout only)
+  std::string label;  // "" = the protocol's name
+  // The server's protocol: chatd, or a peer of ../shared/peers (nats, socketio; W2 and W3 only,
+  // no REST setup: the peers need no registration). peer_auth: NATS's shared token, or the HMAC
+  // secret of the Socket.IO server's login tokens.
+  Proto proto = Proto::chatd;
+  std::string peer_auth;
   std::string user_prefix = "cb_u";  // usernames <prefix><index>
   std::string password = "bench-password-1";
   std::size_t size = 100;     // message body bytes

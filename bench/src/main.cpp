@@ -16,7 +16,9 @@ Drives chatd only through its public protocol (REST setup, WebSocket traffic). c
 --rate-auth-ip-per-min 10000000 --rate-auth-account-per-min 10000000 --rate-send-per-sec 100000.
 Workers are forked after the setup; worker k binds its sockets to 127.0.0.<2+k>.
 
-common:   --workers K (auto)  --out FILE.json  --label NAME  --size BYTES (100)  --strict
+common:   --proto chatd|nats|socketio (chatd; the peers of ../shared/peers: W2 and W3 only, see README)
+          --peer-auth S (nats: token, bench-token; socketio: HMAC secret, bench-secret)
+          --workers K (auto)  --out FILE.json  --label NAME  --size BYTES (100)  --strict
           --setup-cache FILE (reuse users/tokens/conversations of a copied data dir)  --setup-only
           --user-prefix P (cb_u)  --password PW  --setup-concurrency N (8)  --connect-concurrency N (200)
 W1 idle:  --conns N (1000)  --users U (min(N,1000); connections share the users' sessions)  --hold S (30)
@@ -79,6 +81,18 @@ int main(int argc, char** argv) {
         o.workers = std::stoi(next());
       else if (a == "--out")
         o.out = next();
+      else if (a == "--proto") {
+        const auto p = next();
+        if (p == "chatd")
+          o.proto = bench::Proto::chatd;
+        else if (p == "nats")
+          o.proto = bench::Proto::nats;
+        else if (p == "socketio")
+          o.proto = bench::Proto::socketio;
+        else
+          throw std::invalid_argument("--proto wants chatd, nats or socketio");
+      } else if (a == "--peer-auth")
+        o.peer_auth = next();
       else if (a == "--label")
         o.label = next();
       else if (a == "--size")
@@ -139,6 +153,15 @@ int main(int argc, char** argv) {
     }
     if (big && !messages_set) o.messages = 1000000;
     if (o.workload.empty()) throw std::invalid_argument("--workload is required");
+    if (o.proto != bench::Proto::chatd && o.workload != "w2" && o.workload != "w3")
+      throw std::invalid_argument("--proto " +
+                                  std::string(o.proto == bench::Proto::nats ? "nats" : "socketio") +
+                                  " runs w2 and w3 only");
+    if (o.label.empty())
+      o.label = o.proto == bench::Proto::nats       ? "nats"
+                : o.proto == bench::Proto::socketio ? "socketio"
+                                                    : "chatd";
+    if (o.peer_auth.empty()) o.peer_auth = o.proto == bench::Proto::nats ? "bench-token" : "bench-secret";
   } catch (const std::exception& e) {
     std::cerr << "chat-bench: " << e.what() << "\n\n" << usage;
     return 2;

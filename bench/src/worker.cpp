@@ -55,16 +55,6 @@ bool take_int(std::string_view& s, char stop, std::int64_t& out) {
   return true;
 }
 
-// The fields every bench message carries, in the body ("M|run|step|sender|seq|t_ns|xxx") and in the
-// client_msg_id ("run-step-sender-seq-t_ns").
-struct Mark {
-  std::string_view run;
-  std::int64_t step = 0;
-  std::int64_t sender = 0;
-  std::int64_t seq = 0;
-  std::int64_t t_ns = 0;
-};
-
 bool parse_mark(std::string_view s, char sep, Mark& m) {
   const auto r = s.find(sep);
   if (r == std::string_view::npos) return false;
@@ -158,7 +148,7 @@ net::awaitable<void> Worker::pinger() {
     co_await sleep_for_ms(1000);
     const auto now = mono_ns();
     for (auto& c : conns_) {
-      if (!c || !c->ready()) continue;
+      if (!c || !c->ready() || c->spec().proto != Proto::chatd) continue;  // peers: no app-level ping
       const auto period_ns = c->heartbeat_ms() * 1'000'000;
       if (c->next_ping_ns == 0) {
         c->next_ping_ns = now + static_cast<std::int64_t>(static_cast<double>(period_ns) * phase(rng_));
@@ -241,25 +231,53 @@ void Worker::send_message(WsConn& conn, int step, std::size_t size) {
   const auto& spec = conn.spec();
   const std::string mark = std::to_string(step) + "|" + std::to_string(spec.user) + "|" +
                            std::to_string(seq) + "|" + std::to_string(t);
-  std::string cmid = setup_.run + "-" + mark;
-  for (auto& ch : cmid) {
-    if (ch == '|') ch = '-';
-  }
+  // The body: "M|run|step|sender|seq|t_ns|" padded with 'x' to `size` bytes.
+  std::string body;
+  body.reserve(size + 8);
+  body += "M|";
+  body += setup_.run;
+  body += '|';
+  body += mark;
+  body += '|';
+  if (body.size() < size) body.append(size - body.size(), 'x');
   std::string frame;
   frame.reserve(size + 160);
-  frame += R"({"type":"send","conversation_id":")";
-  frame += spec.conv_id;
-  frame += R"(","client_msg_id":")";
-  frame += cmid;
-  frame += R"(","body":"M|)";
-  const auto body_start = frame.size() - 2;
-  frame += setup_.run;
-  frame += '|';
-  frame += mark;
-  frame += '|';
-  const auto body_len = frame.size() - body_start;
-  if (body_len < size) frame.append(size - body_len, 'x');
-  frame += "\"}";
+  switch (spec.proto) {
+    case Proto::nats:
+      frame += "PUB ";
+      frame += spec.conv_id;
+      frame += ' ';
+      frame += std::to_string(body.size());
+      frame += "\r\n";
+      frame += body;
+      frame += "\r\n";
+      break;
+    case Proto::socketio:
+      // 42<ack id>["room",{"room":"g3","body":"..."}] or ["dm",{"to":"17","body":"..."}]
+      frame += "42";
+      frame += std::to_string(seq);
+      frame += spec.group_conv ? R"(["room",{"room":")" : R"(["dm",{"to":")";
+      frame += spec.conv_id;
+      frame += R"(","body":")";
+      frame += body;
+      frame += "\"}]";
+      pending_acks_.emplace(seq, PendingAck{step, t});
+      break;
+    case Proto::chatd: {
+      std::string cmid = setup_.run + "-" + mark;
+      for (auto& ch : cmid) {
+        if (ch == '|') ch = '-';
+      }
+      frame += R"({"type":"send","conversation_id":")";
+      frame += spec.conv_id;
+      frame += R"(","client_msg_id":")";
+      frame += cmid;
+      frame += R"(","body":")";
+      frame += body;
+      frame += "\"}";
+      break;
+    }
+  }
   conn.send(std::move(frame));
 }
 
@@ -363,8 +381,26 @@ StepStats& Worker::step_stats(int step) {
   return steps_[step];
 }
 
+StepStats* Worker::accept_delivery(WsConn& conn, std::string_view mark_text, Mark& m) {
+  if (!parse_mark(mark_text, '|', m) || m.run != setup_.run) {
+    ++counters_["stale_messages"];
+    return nullptr;
+  }
+  if (m.sender == conn.spec().user) {
+    ++counters_["self_echo"];
+    return nullptr;
+  }
+  if (collected_.count(static_cast<int>(m.step)) != 0) {
+    ++counters_["late_after_collect"];
+    return nullptr;
+  }
+  return &step_stats(static_cast<int>(m.step));
+}
+
 void Worker::on_frame(WsConn& conn, std::string_view frame) {
   const auto now = mono_ns();
+  if (conn.spec().proto == Proto::nats) return on_nats_data(conn, frame, now);
+  if (conn.spec().proto == Proto::socketio) return on_socketio_frame(conn, frame, now);
   if (frame.starts_with(message_prefix)) {
     const auto b = frame.find(body_key);
     if (b == std::string_view::npos) {
@@ -372,19 +408,9 @@ void Worker::on_frame(WsConn& conn, std::string_view frame) {
       return;
     }
     Mark m;
-    if (!parse_mark(frame.substr(b + body_key.size()), '|', m) || m.run != setup_.run) {
-      ++counters_["stale_messages"];
-      return;
-    }
-    if (m.sender == conn.spec().user) {
-      ++counters_["self_echo"];
-      return;
-    }
-    if (collected_.count(static_cast<int>(m.step)) != 0) {
-      ++counters_["late_after_collect"];
-      return;
-    }
-    auto& st = step_stats(static_cast<int>(m.step));
+    auto* stp = accept_delivery(conn, frame.substr(b + body_key.size()), m);
+    if (stp == nullptr) return;
+    auto& st = *stp;
     // Dedupe by (conversation, seq): frames of one conversation arrive in increasing seq.
     const auto s = frame.find(seq_key);
     const auto cv = frame.find(conv_key);
@@ -438,6 +464,116 @@ void Worker::on_frame(WsConn& conn, std::string_view frame) {
   }
   if (frame.starts_with(pong_prefix)) return;
   handle_other_frame(conn, frame);
+}
+
+void Worker::on_peer_delivery(WsConn& conn, std::string_view mark_text, std::int64_t now) {
+  Mark m;
+  auto* st = accept_delivery(conn, mark_text, m);
+  if (st == nullptr) return;
+  auto [it, first] = conn.last_by_sender.try_emplace(m.sender, m.seq);
+  if (!first) {
+    if (m.seq == it->second) {
+      ++st->duplicates;
+      return;
+    }
+    if (m.seq < it->second) {
+      ++st->reordered;
+    } else {
+      it->second = m.seq;
+    }
+  }
+  ++st->delivered;
+  st->deliver.add(now - m.t_ns);
+}
+
+// NATS: "MSG <subject> <sid> [reply] <n>\r\n<payload>\r\n", "PING", "PONG", "+OK", "-ERR ..." lines;
+// one WebSocket frame may carry several of them and the last one may continue in the next frame.
+void Worker::on_nats_data(WsConn& conn, std::string_view data, std::int64_t now) {
+  std::string_view buf = data;
+  if (!conn.rx_partial.empty()) {
+    conn.rx_partial.append(data);
+    buf = conn.rx_partial;
+  }
+  std::size_t i = 0;
+  for (;;) {
+    const auto nl = buf.find("\r\n", i);
+    if (nl == std::string_view::npos) break;
+    const auto line = buf.substr(i, nl - i);
+    if (line.starts_with("MSG ")) {
+      std::size_t n = 0;
+      const auto sp = line.rfind(' ');
+      auto r = std::from_chars(line.data() + sp + 1, line.data() + line.size(), n);
+      if (r.ec != std::errc()) {
+        ++counters_["nats_bad_msg_line"];
+        i = nl + 2;
+        continue;
+      }
+      if (buf.size() < nl + 2 + n + 2) break;  // the payload is not complete yet
+      const auto payload = buf.substr(nl + 2, n);
+      if (payload.starts_with("M|")) {
+        on_peer_delivery(conn, payload.substr(2), now);
+      } else {
+        ++counters_["foreign_messages"];
+      }
+      i = nl + 2 + n + 2;
+      continue;
+    }
+    i = nl + 2;
+    if (line == "PING") {
+      conn.send("PONG\r\n");
+    } else if (line.starts_with("-ERR")) {
+      ++counters_["nats " + std::string(line.substr(0, 80))];
+    }
+  }
+  if (i >= buf.size()) {
+    conn.rx_partial.clear();
+  } else {
+    std::string rest(buf.substr(i));
+    conn.rx_partial = std::move(rest);
+  }
+}
+
+// Socket.IO: "2" ping (answer "3"), 42["msg",{...,"body":"M|..."}] deliveries, 43<id>[...] acks.
+void Worker::on_socketio_frame(WsConn& conn, std::string_view frame, std::int64_t now) {
+  if (frame == "2") {
+    conn.send("3");
+    return;
+  }
+  if (frame.starts_with("42")) {
+    const auto b = frame.find(body_key);
+    if (b == std::string_view::npos) {
+      ++counters_["foreign_messages"];
+      return;
+    }
+    on_peer_delivery(conn, frame.substr(b + body_key.size()), now);
+    return;
+  }
+  if (frame.starts_with("43")) {
+    std::uint64_t id = 0;
+    std::from_chars(frame.data() + 2, frame.data() + frame.size(), id);
+    const auto it = pending_acks_.find(id);
+    if (it == pending_acks_.end()) {
+      ++counters_["foreign_acks"];
+      return;
+    }
+    const auto [step, t_ns] = it->second;
+    pending_acks_.erase(it);
+    if (frame.find(R"("error")") != std::string_view::npos) {
+      auto& st = step_stats(step);
+      ++st.send_errors;
+      ++st.error_codes["socketio_ack_error"];
+      return;
+    }
+    if (collected_.count(step) != 0) {
+      ++counters_["late_acks"];
+      return;
+    }
+    auto& st = step_stats(step);
+    ++st.acked;
+    st.ack.add(now - t_ns);
+    return;
+  }
+  ++counters_["socketio_frame_" + std::string(frame.substr(0, 2))];
 }
 
 void Worker::handle_other_frame(WsConn& conn, std::string_view frame) {

@@ -29,6 +29,16 @@ struct WorkerSetup {
   std::vector<ConnSpec> conns;
 };
 
+// The fields every bench message carries, in the body ("M|run|step|sender|seq|t_ns|xxx") and in the
+// client_msg_id ("run-step-sender-seq-t_ns").
+struct Mark {
+  std::string_view run;
+  std::int64_t step = 0;
+  std::int64_t sender = 0;
+  std::int64_t seq = 0;
+  std::int64_t t_ns = 0;
+};
+
 // Counters of one traffic step (a step number is carried in each body and client_msg_id, so late
 // acks and deliveries are attributed to the step that sent them).
 struct StepStats {
@@ -67,6 +77,12 @@ class Worker final : public ConnListener {
   void send_message(WsConn& conn, int step, std::size_t size);
   void on_send_done(WsConn& conn);
   void handle_other_frame(WsConn& conn, std::string_view frame);
+  // A bench body ("run|step|sender|seq|t_ns|..." after "M|") of this run, not our own echo, of a
+  // step not yet collected: its stats. Else counted and null.
+  StepStats* accept_delivery(WsConn& conn, std::string_view mark_text, Mark& m);
+  void on_peer_delivery(WsConn& conn, std::string_view mark_text, std::int64_t now);
+  void on_nats_data(WsConn& conn, std::string_view data, std::int64_t now);
+  void on_socketio_frame(WsConn& conn, std::string_view frame, std::int64_t now);
   StepStats& step_stats(int step);
   net::awaitable<void> sleep_for_ms(std::int64_t ms);
 
@@ -80,6 +96,11 @@ class Worker final : public ConnListener {
   std::map<std::string, std::uint64_t> close_reasons_;
   std::map<std::string, std::uint64_t> counters_;
   std::uint64_t seq_ = 0;
+  struct PendingAck {
+    int step = 0;
+    std::int64_t t_ns = 0;
+  };
+  std::unordered_map<std::uint64_t, PendingAck> pending_acks_;  // Socket.IO: ack id (= seq) -> send
   std::mt19937_64 rng_;
   bool stop_ = false;
   // Pipeline mode (W4, W5): each connection keeps `window` sends in flight until the budget or

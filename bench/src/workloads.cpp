@@ -7,6 +7,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +25,23 @@ namespace {
 
 void log(const std::string& s) {
   std::cerr << "[chat-bench] " << s << std::endl;
+}
+
+// The Socket.IO peer's login token: "<user>.<first 32 hex digits of HMAC-SHA256(secret, user)>".
+std::string socketio_token(int user, const std::string& secret) {
+  const std::string u = std::to_string(user);
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(secret.data()), secret.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(u.data()), u.size());
+  crypto_auth_hmacsha256_final(&st, mac);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = u + ".";
+  for (int i = 0; i < 16; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 15];
+  }
+  return out;
 }
 
 void sleep_s(double s) {
@@ -238,7 +257,9 @@ json::object Coordinator::run_step(
                   {"server_cpu_s", cpu},
                   {"server_cpu_util_send",
                    (b.server.cpu_s - a.server.cpu_s) / (static_cast<double>(b.t_ns - a.t_ns) / 1e9)},
-                  {"messages_per_server_cpu_s", cpu > 0 ? static_cast<double>(acked) / cpu : 0.0},
+                  // NATS has no acks: its messages are the ones sent
+                  {"messages_per_server_cpu_s",
+                   cpu > 0 ? static_cast<double>(opt_.proto == Proto::nats ? sent : acked) / cpu : 0.0},
                   {"deliveries_per_server_cpu_s", cpu > 0 ? static_cast<double>(delivered) / cpu : 0.0},
                   {"server_rss_kb", c.server.rss_kb},
                   {"window", win},
@@ -248,8 +269,8 @@ json::object Coordinator::run_step(
   log(std::string(groups ? "W3" : "W2") + " R=" + fmt(rate, 0) + ": sent " + std::to_string(sent) +
       " acked " + std::to_string(acked) + " delivered " + std::to_string(delivered) + "/" + fmt(expected, 0) +
       " dup " + std::to_string(dups) + " err " + std::to_string(errors) + " p50 " + ms(dl, "p50_ms") +
-      " p99 " + ms(dl, "p99_ms") + " max " + ms(dl, "max_ms") + " ms, chatd " + fmt(cpu, 2) + " CPU-s -> " +
-      (pass ? "PASS" : "FAIL"));
+      " p99 " + ms(dl, "p99_ms") + " max " + ms(dl, "max_ms") + " ms, " + opt_.label + " " + fmt(cpu, 2) +
+      " CPU-s -> " + (pass ? "PASS" : "FAIL"));
   return st;
 }
 
@@ -258,19 +279,35 @@ json::object Coordinator::w2_or_w3(bool groups) {
   const int ngroups = groups ? opt_.groups : std::max(1, (opt_.users > 0 ? opt_.users : 1000) / 2);
   const int u = ngroups * gs;
   const int k = opt_.workers > 0 ? opt_.workers : std::max(2, (u + 8999) / 9000);
-  const auto conv = setup((groups ? "w3:" : "w2:") + std::to_string(ngroups) + "x" + std::to_string(gs), [&] {
-    users_ = register_users(u);
-    if (groups) return create_groups(ngroups, gs);
-    std::vector<std::pair<int, int>> pairs;
-    for (int p = 0; p < ngroups; ++p) pairs.emplace_back(2 * p, 2 * p + 1);
-    return create_direct(pairs);
-  });
-  if (opt_.setup_only) return {};
   std::vector<ConnSpec> specs;
-  for (int i = 0; i < u; ++i) {
-    const int g = i / gs;
-    specs.push_back(
-        ConnSpec{i, users_[static_cast<std::size_t>(i)].token, conv[static_cast<std::size_t>(g)], g});
+  if (opt_.proto == Proto::chatd) {
+    const auto conv =
+        setup((groups ? "w3:" : "w2:") + std::to_string(ngroups) + "x" + std::to_string(gs), [&] {
+          users_ = register_users(u);
+          if (groups) return create_groups(ngroups, gs);
+          std::vector<std::pair<int, int>> pairs;
+          for (int p = 0; p < ngroups; ++p) pairs.emplace_back(2 * p, 2 * p + 1);
+          return create_direct(pairs);
+        });
+    if (opt_.setup_only) return {};
+    for (int i = 0; i < u; ++i) {
+      const int g = i / gs;
+      specs.push_back(
+          ConnSpec{i, users_[static_cast<std::size_t>(i)].token, conv[static_cast<std::size_t>(g)], g});
+    }
+  } else {
+    // Peers: users are numbers, groups g<k> (NATS subject g.<k>), a pair's partner is i ^ 1.
+    for (int i = 0; i < u; ++i) {
+      const int g = i / gs;
+      ConnSpec c{i, opt_.peer_auth, "", g, opt_.proto, groups};
+      if (opt_.proto == Proto::nats) {
+        c.conv_id = groups ? "g." + std::to_string(g) : "u." + std::to_string(i ^ 1);
+      } else {
+        c.token = socketio_token(i, opt_.peer_auth);
+        c.conv_id = groups ? "g" + std::to_string(g) : std::to_string(i ^ 1);
+      }
+      specs.push_back(std::move(c));
+    }
   }
   start_workers(k, specs);
   const auto conn = connect_all(opt_.connect_concurrency);
@@ -330,7 +367,7 @@ json::object Coordinator::w2_or_w3(bool groups) {
   // Table: one row per step.
   std::vector<std::vector<std::string>> rows{{"R msg/s", "sent", "ack p50", "ack p99", "dlv p50", "dlv p90",
                                               "dlv p99", "dlv p99.9", "dlv max", "lost", "dup", "err",
-                                              "chatd CPU-s", groups ? "dlv/CPU-s" : "msg/CPU-s", "pass"}};
+                                              "server CPU-s", groups ? "dlv/CPU-s" : "msg/CPU-s", "pass"}};
   for (const auto& sv : steps) {
     const auto& s = sv.as_object();
     const auto& a = s.at("ack_latency").as_object();

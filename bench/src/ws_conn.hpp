@@ -12,17 +12,28 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace bench {
+
+// The wire protocol of the server under test. chatd is the product; the others are the peers of
+// ../shared/peers, spoken here so the same driver measures them too (W2 and W3 only):
+//   nats      NATS client protocol over nats-server's WebSocket listener (CONNECT with a token,
+//             SUB u.<user> and g.<group>, PUB, MSG; no persistence, no acks)
+//   socketio  Engine.IO v4 / Socket.IO v4 over WebSocket, the peers' reference server
+//             (peers/socketio/server.js: auth token in CONNECT, "join", "dm", "room", "msg", acks)
+enum class Proto { chatd, nats, socketio };
 
 // What a worker knows about one connection before it opens it (filled in by the coordinator's
 // setup, inherited by the worker through fork()).
 struct ConnSpec {
   int user = 0;         // user index u<user>
-  std::string token;    // access token of that user's session
-  std::string conv_id;  // the conversation this connection sends into ("" in W1)
+  std::string token;    // chatd: access token; nats: the shared auth token; socketio: HMAC token
+  std::string conv_id;  // chatd: conversation id; nats: subject; socketio: room or partner user
   int group = -1;       // pair (W2, W5) or group (W3) index: deliveries are expected by the others
+  Proto proto = Proto::chatd;
+  bool group_conv = false;  // peers: conv_id is a group (subscribe / join it when connecting)
 };
 
 class WsConn;
@@ -35,8 +46,10 @@ class ConnListener {
   virtual void on_closed(WsConn& conn, std::string_view reason) = 0;
 };
 
-// One chatd WebSocket client connection, callback style on a single-threaded io_context: one read
-// and at most one write in flight; send() queues. Connect = TCP + upgrade + auth frame + `ready`.
+// One WebSocket client connection, callback style on a single-threaded io_context: one read and at
+// most one write in flight; send() queues. Connect = TCP + upgrade + the protocol's login: chatd
+// auth frame + `ready`; NATS INFO, CONNECT + SUBs + PING, PONG; Socket.IO open, CONNECT with the
+// token, its ack, and "join" + its ack for a group.
 class WsConn : public std::enable_shared_from_this<WsConn> {
  public:
   using ConnectDone = std::function<void(bool ok, std::string_view error)>;
@@ -62,9 +75,19 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   // (a cluster's nodes publish through Redis independently, so a recipient can see seq 6 from one
   // node before seq 5 from another) counts once as delivered and as reordered, a repeat as a dup.
   std::uint64_t seen_window = 0;
+  // Peers carry no per-conversation seq: dedupe by (sender, seq of the body), which increases per
+  // sender (one worker's counter) and arrives in order on these single-connection paths.
+  std::unordered_map<std::int64_t, std::int64_t> last_by_sender;
+  std::string rx_partial;  // NATS: a protocol message split across WebSocket frames
 
  private:
+  // check(frame): 1 done, 0 read the next frame, -1 refused (the frame is the reason).
+  using FrameCheck = std::function<int(std::string_view)>;
   void fail_connect(std::string_view what, const beast::error_code& ec);
+  void login();
+  void expect(FrameCheck check, std::function<void()> next);
+  void write_then_expect(std::string frame, FrameCheck check, std::function<void()> next);
+  void finish_connect();
   void do_read();
   void do_write();
 
@@ -75,7 +98,7 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   ConnSpec spec_;
   int slot_;
   std::string host_;
-  std::string auth_frame_;
+  std::string login_out_;  // the login frame being written
   ConnectDone connect_done_;
   std::int64_t heartbeat_ms_ = 30000;
   bool ready_ = false;
