@@ -159,6 +159,32 @@ TEST_F(SqliteStoreTest, WalIsCheckpointedInTheBackgroundAndStaysBounded) {
   EXPECT_EQ(page->messages.back().seq, 400);
 }
 
+TEST_F(SqliteStoreTest, WriterFinishesABackgroundPassSoTheWalRestartsUnderConstantWrites) {
+  // Goal: with commits arriving while a background pass runs, the pass always falls a few frames
+  // short and the WAL never restarted on its own; the writer now copies those last frames itself
+  // (at most `finish_gap`, 16 here), so the WAL restarts and nothing is lost. Method: a 50-frame
+  // threshold; 1500 sends back to back from this thread (each its own fsync'd commit, ~3-5 frames,
+  // so passes overlap commits); the writer must have finished passes, the WAL file (which is never
+  // truncated: its size is the high-water mark) must stay under the writer's own 200-frame limit,
+  // and every message must be in history, in order, after a reopen.
+  auto& sqlite_store = reopen_checkpointing_at(50);
+  const auto a = add_user("alice");
+  const auto b = add_user("bob");
+  const auto ab = direct(a, b);
+  append_many(ab, a, 1500);
+  EXPECT_GT(sqlite_store.finished_checkpoints(), 0U);
+  const auto wal_frames = std::filesystem::file_size(path() + "-wal") / (4096 + 24);
+  EXPECT_LT(wal_frames, 200U);
+  close();
+  open();
+  const auto page = store().history(b, ab, chat::test::history_query(std::nullopt, std::nullopt, 100));
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->messages.size(), 100U);
+  EXPECT_EQ(page->messages.front().seq, 1401);
+  EXPECT_EQ(page->messages.back().body, "body m1499");
+  EXPECT_EQ(page->messages.back().seq, 1500);
+}
+
 TEST_F(SqliteStoreTest, BackgroundCheckpointsWaitForNewFrames) {
   // Goal: the checkpointer runs once per `checkpoint_frames / 4` new WAL frames, not after every
   // commit above the threshold (with a reader holding an old snapshot, that retried at every commit

@@ -5,10 +5,15 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 namespace chat::store::sqlite::detail {
 
 Checkpointer::Checkpointer(const std::string& path, int frames, int frames_max)
-    : frames_(frames), frames_max_(frames_max), db_(std::make_unique<Db>(path, Db::Mode::read_write)) {
+    : frames_(frames),
+      frames_max_(frames_max),
+      finish_gap_(std::max(16, frames / 32)),
+      db_(std::make_unique<Db>(path, Db::Mode::read_write)) {
   db_->exec("PRAGMA user_version");  // a first read opens the WAL on this connection
   thread_ = std::thread([this] {
     obs::name_this_thread("chatd-checkpt");
@@ -39,6 +44,11 @@ std::uint64_t Checkpointer::inline_checkpoints() const noexcept {
   return inline_;
 }
 
+std::uint64_t Checkpointer::finished_checkpoints() const noexcept {
+  std::lock_guard lock(mutex_);
+  return finished_;
+}
+
 // Writer thread, right after a commit, outside any transaction. Cheap when below the threshold.
 int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int frames) {
   auto* self = static_cast<Checkpointer*>(self_ptr);
@@ -50,6 +60,29 @@ int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int
     std::lock_guard lock(self->mutex_);
     ++self->inline_;
     return SQLITE_OK;
+  }
+  // A pass copied everything up to `backfilled`: finish it here if few frames came since (the WAL
+  // then restarts at the next transaction), else have the thread go again now.
+  if (const int backfilled = self->backfilled_.load(std::memory_order_relaxed); backfilled > 0) {
+    self->backfilled_.store(0, std::memory_order_relaxed);
+    if (frames >= backfilled && frames - backfilled <= self->finish_gap_) {
+      int log_frames = 0;
+      int copied = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
+      std::lock_guard lock(self->mutex_);
+      if (rc == SQLITE_OK && copied == log_frames) ++self->finished_;
+      return SQLITE_OK;
+    }
+    if (frames > backfilled) {
+      bool wake = false;
+      {
+        std::lock_guard lock(self->mutex_);
+        wake = !self->wanted_;
+        self->wanted_ = true;
+      }
+      if (wake) self->cv_.notify_one();
+      return SQLITE_OK;
+    }
   }
   // Wake the checkpointer once `frames_ / 4` frames were added since its last pass: one started
   // after every commit above the threshold retried at every commit what a reader's snapshot kept it
@@ -83,7 +116,10 @@ void Checkpointer::loop() {
       // A disk error here also reaches the writer's next commit, which reports it to its callers.
       obs::log_warn(std::string("background WAL checkpoint failed: ") + sqlite3_errstr(rc));
     }
-    if (rc == SQLITE_OK) seen_.store(log_frames, std::memory_order_relaxed);
+    if (rc == SQLITE_OK) {
+      seen_.store(log_frames, std::memory_order_relaxed);
+      if (log_frames > 0 && copied == log_frames) backfilled_.store(log_frames, std::memory_order_relaxed);
+    }
     lock.lock();
     ++done_;
   }

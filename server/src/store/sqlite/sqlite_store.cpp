@@ -358,6 +358,10 @@ std::uint64_t SqliteStore::inline_checkpoints() const noexcept {
   return checkpointer_->inline_checkpoints();
 }
 
+std::uint64_t SqliteStore::finished_checkpoints() const noexcept {
+  return checkpointer_->finished_checkpoints();
+}
+
 void SqliteStore::migrate() {
   auto version_stmt = writer_->prepare("PRAGMA user_version");
   version_stmt.step();

@@ -39,6 +39,7 @@ class SqliteStore final : public Store {
   // Checkpoints completed by the background checkpointer and made inline by the writer (tests).
   std::uint64_t background_checkpoints() const noexcept;
   std::uint64_t inline_checkpoints() const noexcept;
+  std::uint64_t finished_checkpoints() const noexcept;  // background passes the writer completed
 
   void begin_batch() override;
   void commit_batch() override;
