@@ -22,9 +22,10 @@ struct sqlite3;
 // restarts from its beginning at the writer's next transaction once a checkpoint has copied every frame.
 //
 // Under constant writes a background pass always falls short by the frames committed while it ran,
-// so the WAL would never restart and grew to `frames_max`, where the writer checkpointed inline. Two
-// costs: a 264 MB WAL, and every commit's fdatasync extending the file (a journal commit for the new
-// blocks: ~2x the latency of an fdatasync that overwrites, measured on the benchmark VM). So once a
+// so the WAL would never restart and grew to `frames_max`, where the writer checkpointed inline: a
+// 264 MB WAL (disk, page cache, a longer wal-index for readers to search) whose first fill extends
+// the file at every commit (an fdatasync that allocates blocks took ~2x one that overwrites in a
+// micro-benchmark on the benchmark VM; at W2's 1000 msg/s the p99 did not move measurably). So once a
 // pass has copied every frame it saw, the writer finishes the job inline at its next commit if no more
 // than `finish_gap` frames came since (a few hundred pages and an fsync of the database, once per
 // cycle), and the WAL restarts at the next transaction; with a larger gap it wakes this thread for
