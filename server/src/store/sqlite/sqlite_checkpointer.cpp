@@ -12,7 +12,7 @@ namespace chat::store::sqlite::detail {
 Checkpointer::Checkpointer(const std::string& path, int frames, int frames_max)
     : frames_(frames),
       frames_max_(frames_max),
-      finish_gap_(std::max(16, frames / 32)),
+      finish_gap_(std::max(16, frames / 256)),
       db_(std::make_unique<Db>(path, Db::Mode::read_write)) {
   db_->exec("PRAGMA user_version");  // a first read opens the WAL on this connection
   thread_ = std::thread([this] {
@@ -73,7 +73,7 @@ int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int
       if (rc == SQLITE_OK && copied == log_frames) ++self->finished_;
       return SQLITE_OK;
     }
-    if (frames > backfilled) {
+    if (frames > backfilled && frames - backfilled <= self->frames_ / 8) {
       bool wake = false;
       {
         std::lock_guard lock(self->mutex_);

@@ -25,13 +25,15 @@ struct sqlite3;
 // so the WAL would never restart and grew to `frames_max`, where the writer checkpointed inline: a
 // 264 MB WAL (disk, page cache, a longer wal-index for readers to search) whose first fill extends
 // the file at every commit (an fdatasync that allocates blocks took ~2x one that overwrites in a
-// micro-benchmark on the benchmark VM; at W2's 1000 msg/s the p99 did not move measurably). So once a
-// pass has copied every frame it saw, the writer finishes the job inline at its next commit if no more
-// than `finish_gap` frames came since (a few hundred pages and an fsync of the database, once per
-// cycle), and the WAL restarts at the next transaction; with a larger gap it wakes this thread for
-// another pass right away. The WAL then cycles through the same ~frames * 1.25 of file, overwriting.
-// Only if that fails (readers pin old snapshots, or the disk cannot keep up) does it reach
-// `frames_max`, where the writer checkpoints inline as before (bounded growth).
+// micro-benchmark on the benchmark VM). So once a pass has copied every frame it saw, the writer
+// finishes the job inline at its next commit if at most `finish_gap` (frames / 256, at least 16)
+// frames came since: a few dozen pages and an fsync of the database, once per cycle; the WAL restarts
+// at the next transaction. With up to frames / 8 since, it wakes this thread for another, shorter
+// pass right away; with more (high rates: the gap never closes) nothing changes. At W2's 1000 msg/s
+// the WAL now cycles through the same ~83 MB of file, overwriting (p99 1.5-1.9 ms against 1.9-3.0
+// ms in two interleaved pairs); at 8000-12000 msg/s it still reaches `frames_max`, where the writer
+// checkpoints inline as before (bounded growth; a finish gap of frames / 32 made the p99 there worse).
+
 namespace chat::store::sqlite::detail {
 
 class Db;
