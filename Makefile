@@ -93,6 +93,7 @@ web-e2e: build web
 bench-smoke: build
 	bench/run.sh --smoke
 	TARGET=cluster PORT=19080 bench/run.sh --smoke
+	bench/nats-smoke.sh
 
 bench: build
 	bench/run.sh
