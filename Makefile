@@ -89,11 +89,13 @@ web-e2e: build web
 
 # chat-bench: a tiny run of every workload that fails on loss, duplicates or errors (timings are
 # reported, never asserted), on one chatd and on a 3-node cluster (PostgreSQL, Redis, nginx on
-# 19080..19087); `make bench` is the measured run behind docs/benchmarks.md.
+# 19080..19087), then its NATS and Socket.IO protocol paths against a private nats-server and a
+# Socket.IO 4 server; `make bench` is the measured run behind docs/benchmarks.md.
 bench-smoke: build
 	bench/run.sh --smoke
 	TARGET=cluster PORT=19080 bench/run.sh --smoke
 	bench/nats-smoke.sh
+	bench/socketio-smoke.sh
 
 bench: build
 	bench/run.sh

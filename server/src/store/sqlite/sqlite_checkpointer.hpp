@@ -30,9 +30,10 @@ struct sqlite3;
 // frames came since: a few dozen pages and an fsync of the database, once per cycle; the WAL restarts
 // at the next transaction. With up to frames / 8 since, it wakes this thread for another, shorter
 // pass right away; with more (high rates: the gap never closes) nothing changes. At W2's 1000 msg/s
-// the WAL now cycles through the same ~83 MB of file, overwriting (p99 1.5-1.9 ms against 1.9-3.0
-// ms in two interleaved pairs); at 8000-12000 msg/s it still reaches `frames_max`, where the writer
-// checkpoints inline as before (bounded growth; a finish gap of frames / 32 made the p99 there worse).
+// the WAL now cycles through the same ~83 MB of file, overwriting (1 000 msg/s p99, median of 8
+// steps: 1.7 against 2.3 ms in two interleaved pairs); at 8000-12000 msg/s it still reaches `frames_max`,
+// where the writer checkpoints inline as before (bounded growth; a finish gap of frames / 32 made the p99
+// there worse).
 
 namespace chat::store::sqlite::detail {
 
