@@ -74,13 +74,7 @@ int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int
       return SQLITE_OK;
     }
     if (frames > backfilled && frames - backfilled <= self->frames_ / 8) {
-      bool wake = false;
-      {
-        std::lock_guard lock(self->mutex_);
-        wake = !self->wanted_;
-        self->wanted_ = true;
-      }
-      if (wake) self->cv_.notify_one();
+      self->wake();
       return SQLITE_OK;
     }
   }
@@ -91,14 +85,18 @@ int Checkpointer::on_commit(void* self_ptr, sqlite3* db, const char* schema, int
   // A WAL shorter than what the last pass saw has restarted from its beginning since.
   const int seen = self->seen_.load(std::memory_order_relaxed);
   if (frames >= seen && frames - seen < self->frames_ / 4) return SQLITE_OK;
-  bool wake = false;
-  {
-    std::lock_guard lock(self->mutex_);
-    wake = !self->wanted_;
-    self->wanted_ = true;
-  }
-  if (wake) self->cv_.notify_one();
+  self->wake();
   return SQLITE_OK;
+}
+
+void Checkpointer::wake() {
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    first = !wanted_;
+    wanted_ = true;
+  }
+  if (first) cv_.notify_one();
 }
 
 void Checkpointer::loop() {

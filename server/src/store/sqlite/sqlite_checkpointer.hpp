@@ -55,6 +55,7 @@ class Checkpointer {
 
  private:
   static int on_commit(void* self, sqlite3* db, const char* schema, int frames);
+  void wake();  // asks the thread for a pass (once, however many ask before it starts)
   void loop();
 
   const int frames_;
