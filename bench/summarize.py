@@ -164,20 +164,16 @@ def side_by_side(root):
     md = ["# chatd and its peers, same driver (chat-bench), medians", "",
           "Every server on this machine with chat-bench on the same 2 cores; chatd persists every message "
           "(SQLite, fsync'd group commit before the ack), Socket.IO writes each message to SQLite (WAL, "
-          "synchronous=NORMAL: no fsync per commit), NATS persists nothing. Ratios are chatd / server.", ""]
-    base3 = load("chatd", "w3")
-    md += ["## W3 group fan-out (20 groups x 100 members, p99 < 100 ms, no loss)", "",
-           "| server | runs ok | highest passing msg/s per run | deliveries/s (lower median) | deliveries per server CPU-s at that rate | p99 ms there | chatd / server deliveries/s | chatd / server per CPU-s |",
-           "|---|---|---|---|---|---|---|---|"]
-    for srv in servers:
-        r = load(srv, "w3")
-        if not r:
-            continue
-        md.append(f"| {srv} | {r['runs_ok']}/{r['runs']} | {r.get('max_rate_pass_per_run')} | {f(r.get('max_deliveries_per_s_pass'), 0)} | "
-                  f"{f(r.get('deliveries_per_server_cpu_s_at_max'), 0)} | {f(r.get('p99_ms_at_max'), 2)} | "
-                  f"{ratio((base3 or {}).get('max_deliveries_per_s_pass'), r.get('max_deliveries_per_s_pass'))} | "
-                  f"{ratio((base3 or {}).get('deliveries_per_server_cpu_s_at_max'), r.get('deliveries_per_server_cpu_s_at_max'))} |")
-    base2 = load("chatd", "w2")
+          "synchronous=NORMAL: no fsync per commit), NATS persists nothing. Ratios are chatd / server."]
+    def table(wl, title, head, row):
+        """One row per server with results for `wl`: row(results, chatd's results) -> cells."""
+        nonlocal md
+        base = load("chatd", wl) or {}
+        md += ["", title, "", "| server | runs ok | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
+        for srv in servers:
+            r = load(srv, wl)
+            if r:
+                md.append(f"| {srv} | {r['runs_ok']}/{r['runs']} | " + " | ".join(row(r, base)) + " |")
 
     def at_rate(r, rate, key):
         for st in (r or {}).get("steps", []):
@@ -188,17 +184,20 @@ def side_by_side(root):
     def at_peak(r, key):
         return at_rate(r, (r or {}).get("max_rate_pass"), key)
 
-    md += ["", "## W2 one-to-one (1000 users in 500 pairs, p99 < 100 ms, no loss)", "",
-           "| server | runs ok | p99 ms at 1000 msg/s | peak passing msg/s per run | msgs per server CPU-s at the peak | p99 ms at half the peak | chatd / server peak | chatd / server per CPU-s |",
-           "|---|---|---|---|---|---|---|---|"]
-    for srv in servers:
-        r = load(srv, "w2")
-        if not r:
-            continue
-        md.append(f"| {srv} | {r['runs_ok']}/{r['runs']} | {f(at_rate(r, 1000, 'p99'), 2)} | {r.get('max_rate_pass_per_run')} | "
-                  f"{f(at_peak(r, 'messages_per_server_cpu_s'), 0)} | {f(r.get('p99_ms_at_half_peak'), 2)} | "
-                  f"{ratio((base2 or {}).get('max_rate_pass'), r.get('max_rate_pass'))} | "
-                  f"{ratio(at_peak(base2, 'messages_per_server_cpu_s'), at_peak(r, 'messages_per_server_cpu_s'))} |")
+    table("w3", "## W3 group fan-out (20 groups x 100 members, p99 < 100 ms, no loss)",
+          ["highest passing msg/s per run", "deliveries/s (lower median)", "deliveries per server CPU-s at that rate",
+           "p99 ms there", "chatd / server deliveries/s", "chatd / server per CPU-s"],
+          lambda r, b: [str(r.get("max_rate_pass_per_run")), f(r.get("max_deliveries_per_s_pass"), 0),
+                        f(r.get("deliveries_per_server_cpu_s_at_max"), 0), f(r.get("p99_ms_at_max"), 2),
+                        ratio(b.get("max_deliveries_per_s_pass"), r.get("max_deliveries_per_s_pass")),
+                        ratio(b.get("deliveries_per_server_cpu_s_at_max"), r.get("deliveries_per_server_cpu_s_at_max"))])
+    table("w2", "## W2 one-to-one (1000 users in 500 pairs, p99 < 100 ms, no loss)",
+          ["p99 ms at 1000 msg/s", "peak passing msg/s per run", "msgs per server CPU-s at the peak",
+           "p99 ms at half the peak", "chatd / server peak", "chatd / server per CPU-s"],
+          lambda r, b: [f(at_rate(r, 1000, "p99"), 2), str(r.get("max_rate_pass_per_run")),
+                        f(at_peak(r, "messages_per_server_cpu_s"), 0), f(r.get("p99_ms_at_half_peak"), 2),
+                        ratio(b.get("max_rate_pass"), r.get("max_rate_pass")),
+                        ratio(at_peak(b, "messages_per_server_cpu_s"), at_peak(r, "messages_per_server_cpu_s"))])
     return "\n".join(md) + "\n"
 
 
