@@ -161,20 +161,26 @@ TEST_F(SqliteStoreTest, WalIsCheckpointedInTheBackgroundAndStaysBounded) {
 
 TEST_F(SqliteStoreTest, WriterFinishesABackgroundPassSoTheWalRestartsUnderConstantWrites) {
   // Goal: with commits arriving while a background pass runs, the pass always falls a few frames
-  // short and the WAL never restarted on its own; the writer now copies those last frames itself
-  // (at most `finish_gap`, 16 here), so the WAL restarts and nothing is lost. Method: a 50-frame
-  // threshold; 1500 sends back to back from this thread (each its own fsync'd commit, ~3-5 frames,
-  // so passes overlap commits); the writer must have finished passes, the WAL file (which is never
-  // truncated: its size is the high-water mark) must stay under the writer's own 200-frame limit,
-  // and every message must be in history, in order, after a reopen.
+  // short and the WAL never restarted on its own (only the writer's inline checkpoint at
+  // frames_max, 200 frames here, restarted it); the writer now copies those last frames itself (at
+  // most `finish_gap`, 16 here), so the WAL restarts before it reaches frames_max and nothing is
+  // lost. Method: a 50-frame threshold; 1500 sends back to back from this thread (each its own
+  // fsync'd commit, ~4 frames, ~6000 in all, so passes overlap commits). The writer must have
+  // finished passes, and they (not the inline checkpoints at 200 frames, 43 of which restarted the
+  // WAL before) must be what restarts it: fewer inline checkpoints than finished passes. Measured:
+  // ~115 finished, 0 inline, also with two busy loops on this 2-core machine. The WAL file's size
+  // is only bounded loosely (2x frames_max): how far past 200 frames it gets while an inline
+  // checkpoint waits for a background pass depends on scheduling (220 seen in a loaded CI run).
+  // Every message must be in history, in order, after a reopen.
   auto& sqlite_store = reopen_checkpointing_at(50);
   const auto a = add_user("alice");
   const auto b = add_user("bob");
   const auto ab = direct(a, b);
   append_many(ab, a, 1500);
   EXPECT_GT(sqlite_store.finished_checkpoints(), 0U);
+  EXPECT_LT(sqlite_store.inline_checkpoints(), sqlite_store.finished_checkpoints());
   const auto wal_frames = std::filesystem::file_size(path() + "-wal") / (4096 + 24);
-  EXPECT_LT(wal_frames, 200U);
+  EXPECT_LT(wal_frames, 400U);
   close();
   open();
   const auto page = store().history(b, ab, chat::test::history_query(std::nullopt, std::nullopt, 100));
