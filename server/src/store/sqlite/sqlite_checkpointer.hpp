@@ -33,7 +33,10 @@ struct sqlite3;
 // the WAL now cycles through the same ~83 MB of file, overwriting (1 000 msg/s p99, median of 8
 // steps: 1.7 against 2.3 ms in two interleaved pairs); at 8000-12000 msg/s it still reaches `frames_max`,
 // where the writer checkpoints inline as before (bounded growth; a finish gap of frames / 32 made the p99
-// there worse).
+// there worse). The pass right away is what keeps the WAL cycling at 2000-4000 msg/s (83 MB; without
+// it 264 MB, with a worse p99 there and at 8000); at 16 000 msg/s it keeps this thread copying back
+// to back (twice its CPU, ~5 % of chatd's). Limiting it to passes whose gap shrinks saved that CPU and
+// lost the cycling at 4000 msg/s: not done (bench/results/s7-changes.md section 3).
 
 namespace chat::store::sqlite::detail {
 
