@@ -41,39 +41,42 @@ struct Watch : std::enable_shared_from_this<Watch> {
   bool read_armed = false;
   bool write_armed = false;
 
-  void arm_read() {
-    if (read_armed || ac == nullptr) return;
-    read_armed = true;
+  // One direction of readiness: what hiredis wants, whether a wait is pending, and its handler.
+  struct Direction {
+    bool Watch::*wanted;
+    bool Watch::*armed;
+    net::posix::stream_descriptor::wait_type wait;
+    void (*handle)(redisAsyncContext*);
+  };
+  static constexpr Direction kRead{&Watch::want_read, &Watch::read_armed,
+                                   net::posix::stream_descriptor::wait_read, redisAsyncHandleRead};
+  static constexpr Direction kWrite{&Watch::want_write, &Watch::write_armed,
+                                    net::posix::stream_descriptor::wait_write, redisAsyncHandleWrite};
+
+  // Waits for the socket to be ready in `d`'s direction, lets hiredis do the I/O, and waits again
+  // while hiredis still wants it.
+  void arm(const Direction& d) {
+    if (this->*d.armed || ac == nullptr) return;
+    this->*d.armed = true;
     auto self = shared_from_this();
-    sd.async_wait(net::posix::stream_descriptor::wait_read, [self](const boost::system::error_code& ec) {
-      self->read_armed = false;
-      if (ec || self->ac == nullptr || !self->want_read) return;
-      redisAsyncHandleRead(self->ac);
-      if (self->ac != nullptr && self->want_read) self->arm_read();
-    });
-  }
-  void arm_write() {
-    if (write_armed || ac == nullptr) return;
-    write_armed = true;
-    auto self = shared_from_this();
-    sd.async_wait(net::posix::stream_descriptor::wait_write, [self](const boost::system::error_code& ec) {
-      self->write_armed = false;
-      if (ec || self->ac == nullptr || !self->want_write) return;
-      redisAsyncHandleWrite(self->ac);
-      if (self->ac != nullptr && self->want_write) self->arm_write();
+    sd.async_wait(d.wait, [self, &d](const boost::system::error_code& ec) {
+      (*self).*d.armed = false;
+      if (ec || self->ac == nullptr || !((*self).*d.wanted)) return;
+      d.handle(self->ac);
+      if (self->ac != nullptr && (*self).*d.wanted) self->arm(d);
     });
   }
 
   static void add_read(void* p) {
     auto* w = static_cast<Watch*>(p);
     w->want_read = true;
-    w->arm_read();
+    w->arm(kRead);
   }
   static void del_read(void* p) { static_cast<Watch*>(p)->want_read = false; }
   static void add_write(void* p) {
     auto* w = static_cast<Watch*>(p);
     w->want_write = true;
-    w->arm_write();
+    w->arm(kWrite);
   }
   static void del_write(void* p) { static_cast<Watch*>(p)->want_write = false; }
   static void cleanup(void* p) {
