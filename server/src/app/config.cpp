@@ -170,6 +170,11 @@ const std::vector<Option>& options() {
       {"--commit-window-min-rate", "CHATD_COMMIT_WINDOW_MIN_RATE",
        "writes per second below which the store writer commits at once, without a window (default 2000)",
        [](Config& c, std::string_view v) { return parse_double(v, c.commit_window_min_rate); }},
+      {"--publish-interval-ms", "CHATD_PUBLISH_INTERVAL_MS",
+       "SQLite store: the longest sends acknowledged from the append log wait before they are "
+       "committed to the database when no read needs them sooner (default 50; 0: commit every batch, "
+       "no append log)",
+       [](Config& c, std::string_view v) { return parse_duration(v, c.publish_interval, 0, 10'000); }},
       {"--web-root", "CHATD_WEB_ROOT", "directory of the built web client to serve at / (default: none)",
        [](Config& c, std::string_view v) {
          c.web_root = std::string(v);

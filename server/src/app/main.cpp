@@ -58,11 +58,16 @@ void raise_open_files_limit() {
   obs::log_info("open-files limit: " + std::to_string(lim.rlim_cur));
 }
 
+
 // The one place that names a concrete Store: picked by the scheme of --store.
 std::unique_ptr<store::Store> make_store(const app::Config& config, const std::string& sqlite_path) {
   if (config.store == "sqlite") {
     obs::log_info("store: SQLite " + sqlite_path);
-    return std::make_unique<store::sqlite::SqliteStore>(store::sqlite::SqliteStore::Options{sqlite_path, 4});
+    auto store =
+        std::make_unique<store::sqlite::SqliteStore>(store::sqlite::SqliteStore::Options{sqlite_path, 4});
+    if (const auto n = store->replayed_at_open(); n > 0)
+      obs::log_info("store: " + std::to_string(n) + " acknowledged sends replayed from the append log");
+    return store;
   }
   obs::log_info("store: PostgreSQL");
   return std::make_unique<store::postgres::PostgresStore>(
@@ -87,6 +92,7 @@ int run(const app::Config& config) {
   store_options.node_id = static_cast<std::uint32_t>(config.node_id);
   store_options.commit_window = config.commit_window;
   store_options.commit_window_min_rate = config.commit_window_min_rate;
+  store_options.publish_interval = config.publish_interval;
   store::StoreService store(make_store(config, db_path), store_options, wall_ms,
                             [&metrics](std::size_t jobs, double seconds, double window_seconds) {
                               metrics.store_write_seconds.observe(seconds);

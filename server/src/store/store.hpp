@@ -194,6 +194,17 @@ class Store {
   virtual void begin_batch() = 0;
   virtual void commit_batch() = 0;
   virtual void rollback_batch() noexcept = 0;
+  // Like commit_batch, but a store may make the batch durable without making it visible to
+  // readers yet (SqliteStore: sends go to its append log and stay in the open transaction). Returns
+  // true if it did: readers then see the batch only after publish(), which the caller runs soon
+  // (StoreService: within publish_interval, or before any read that needs it). Default: commit.
+  virtual bool commit_batch_deferred() {
+    commit_batch();
+    return false;
+  }
+  // Makes every deferred batch visible to readers (and durable in the store proper). Throws a
+  // StoreError if that fails; the deferred batches are still durable and are published later.
+  virtual void publish() {}
   virtual void begin_job() = 0;
   virtual void end_job() = 0;
   virtual void rollback_job() noexcept = 0;

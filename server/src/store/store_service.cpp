@@ -73,6 +73,21 @@ void StoreService::enqueue_write(std::unique_ptr<WriteJobBase> job) {
   net::post(ex, [job = std::move(job)] { job->deliver(); });
 }
 
+bool StoreService::wait_for_publish(std::function<void()> read) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    // Cleared under the mutex after a publish: if it is still set, that publish is yet to come and
+    // will take this read with it.
+    if (!unpublished_.load(std::memory_order_relaxed)) return false;
+    read_waiters_.push_back(std::move(read));
+    wake = writer_idle_;
+    writer_idle_ = false;
+  }
+  if (wake) cv_.notify_one();
+  return true;
+}
+
 void StoreService::writer_loop() {
   std::vector<std::unique_ptr<WriteJobBase>> batch;
   for (;;) {
@@ -80,11 +95,21 @@ void StoreService::writer_loop() {
     {
       std::unique_lock lock(mutex_);
       while (!stopping_ && queue_.empty()) {
+        if (deferred_ && (!read_waiters_.empty() || std::chrono::steady_clock::now() >= publish_due_)) break;
         writer_idle_ = true;
-        cv_.wait(lock);
+        if (deferred_) {
+          cv_.wait_until(lock, publish_due_);
+        } else {
+          cv_.wait(lock);
+        }
       }
       writer_idle_ = false;
-      if (queue_.empty()) return;  // stopping, and everything queued is done
+      if (queue_.empty()) {
+        lock.unlock();
+        maybe_publish(stopping_);
+        if (stopping_) return;  // everything queued is done and published
+        continue;
+      }
       const auto now = std::chrono::steady_clock::now();
       if (const auto window = window_for(queue_.size(), now); window.count() > 0) {
         const auto before = arrivals_;
@@ -102,7 +127,48 @@ void StoreService::writer_loop() {
     }
     run_batch(batch, window_seconds);
     batch.clear();
+    maybe_publish(false);
   }
+}
+
+void StoreService::commit(bool* deferred) {
+  if (options_.publish_interval.count() > 0) {
+    *deferred = store_->commit_batch_deferred();
+  } else {
+    store_->commit_batch();
+    *deferred = false;
+  }
+}
+
+void StoreService::maybe_publish(bool force) {
+  if (!deferred_) return;
+  const auto now = std::chrono::steady_clock::now();
+  bool waiting = false;
+  {
+    std::lock_guard lock(mutex_);
+    waiting = !read_waiters_.empty();
+  }
+  if (!force && !waiting && now < publish_due_) return;
+  bool published = true;
+  try {
+    store_->publish();
+  } catch (const std::exception& e) {
+    // The store keeps the batches (SqliteStore: in its log) and tries again at the next due time;
+    // the reads waiting now go on rather than hang, and see what is published.
+    obs::log_warn(std::string("store: publish failed: ") + e.what());
+    publish_due_ = now + options_.publish_interval;
+    published = false;
+  }
+  std::vector<std::function<void()>> waiters;
+  {
+    std::lock_guard lock(mutex_);
+    if (published) {
+      deferred_ = false;
+      unpublished_.store(false, std::memory_order_release);
+    }
+    waiters.swap(read_waiters_);
+  }
+  for (auto& read : waiters) net::post(readers_, std::move(read));
 }
 
 // How long the writer waits for more jobs before running a batch of `queued` (see Options). The
@@ -142,6 +208,8 @@ std::chrono::steady_clock::duration StoreService::window_for(std::size_t queued,
 void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch, double window_seconds) {
   const auto started = std::chrono::steady_clock::now();
   const TimeMs now = clock_();
+  bool failed = false;
+  batch_deferred_ = false;
   try {
     if (store_->optimistic_batches()) {
       run_optimistic(batch, now);
@@ -149,11 +217,30 @@ void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch, 
       run_with_savepoints(batch, now);
     }
   } catch (...) {
+    failed = true;
     store_->rollback_batch();
     const auto error = std::current_exception();
     for (auto& job : batch) {
       job->after.clear();
       if (!job->failed) job->fail(error);
+    }
+  }
+  if (!failed) {
+    if (batch_deferred_) {
+      // Before the completions leave: a read issued after an acknowledgement waits for the publish.
+      if (!deferred_) publish_due_ = std::chrono::steady_clock::now() + options_.publish_interval;
+      deferred_ = true;
+      unpublished_.store(true, std::memory_order_release);
+    } else if (deferred_) {
+      // Committed with everything before it: nothing is left to publish.
+      std::vector<std::function<void()>> waiters;
+      {
+        std::lock_guard lock(mutex_);
+        deferred_ = false;
+        unpublished_.store(false, std::memory_order_release);
+        waiters.swap(read_waiters_);
+      }
+      for (auto& read : waiters) net::post(readers_, std::move(read));
     }
   }
   if (observer_) {
@@ -193,7 +280,7 @@ void StoreService::run_optimistic(std::vector<std::unique_ptr<WriteJobBase>>& ba
     }
   }
   if (!replay) {
-    store_->commit_batch();
+    commit(&batch_deferred_);
     return;
   }
   store_->rollback_batch();
@@ -221,7 +308,7 @@ void StoreService::run_with_savepoints(std::vector<std::unique_ptr<WriteJobBase>
       job->fail(std::current_exception());
     }
   }
-  store_->commit_batch();
+  commit(&batch_deferred_);
 }
 
 // Hands the results back: one post per distinct executor (usually one per I/O thread) instead of

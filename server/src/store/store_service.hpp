@@ -10,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -71,6 +72,9 @@ class StoreService {
     std::chrono::microseconds commit_window{1000};  // 0: never wait
     double commit_window_min_rate = 2000;           // jobs/s (smoothed over ~50 ms)
     std::size_t commit_window_jobs = 32;            // a window ends once this many are queued
+    // How long a batch the store made durable but not yet visible (Store::commit_batch_deferred)
+    // may wait before the writer publishes it when no read asks sooner. 0: every batch commits.
+    std::chrono::milliseconds publish_interval{50};
   };
   using ClockMs = std::function<TimeMs()>;
   // After each batch: its jobs, how long it ran, and how long the writer waited in a commit window
@@ -111,8 +115,8 @@ class StoreService {
     return net::async_initiate<const net::use_awaitable_t<>&, void(std::exception_ptr, R)>(
         [this, owned](auto handler) {
           auto work = net::make_work_guard(net::get_associated_executor(handler));
-          net::post(readers_, [this, f = std::unique_ptr<F>(owned), handler = std::move(handler),
-                               work = std::move(work)]() mutable {
+          auto run = [this, f = std::unique_ptr<F>(owned), handler = std::move(handler),
+                      work = std::move(work)]() mutable {
             std::exception_ptr error;
             R result{};
             try {
@@ -125,7 +129,16 @@ class StoreService {
             net::post(ex, [handler = std::move(handler), error, result = std::move(result)]() mutable {
               std::move(handler)(error, std::move(result));
             });
-          });
+          };
+          // A read sees every write acknowledged before it was issued: while acknowledged writes
+          // wait to be published, it waits for the writer to publish them (at once, for it).
+          if (unpublished_.load(std::memory_order_acquire)) {
+            auto shared = std::make_shared<decltype(run)>(std::move(run));
+            if (wait_for_publish([shared] { (*shared)(); })) return;
+            net::post(readers_, [shared] { (*shared)(); });
+            return;
+          }
+          net::post(readers_, std::move(run));
         },
         net::use_awaitable);
   }
@@ -133,7 +146,10 @@ class StoreService {
   // A small bounded read (one history page) on the caller's thread, for stores whose reads are
   // cheap (Store::cheap_reads): saves the two thread hand-offs of read(). Callers check
   // inline_reads() first and use read() otherwise.
-  bool inline_reads() const noexcept { return inline_reads_; }
+  // False while acknowledged writes wait to be published (read() then waits for them).
+  bool inline_reads() const noexcept {
+    return inline_reads_ && !unpublished_.load(std::memory_order_acquire);
+  }
   template <class Fn>
   auto read_inline(Fn& fn) {
     return fn(*store_);
@@ -178,6 +194,13 @@ class StoreService {
   };
 
   void enqueue_write(std::unique_ptr<WriteJobBase> job);
+  // Queues `read` (to be posted to the read pool) until the next publish; false if there is
+  // nothing to wait for any more (the caller posts it itself).
+  bool wait_for_publish(std::function<void()> read);
+  // Commits the batch (deferred if the store can and publishing is on).
+  void commit(bool* deferred);
+  // Publishes deferred batches if a read waits, the interval is up, or the writer stops.
+  void maybe_publish(bool force);
   void writer_loop();
   std::chrono::steady_clock::duration window_for(std::size_t queued,
                                                  std::chrono::steady_clock::time_point now);
@@ -206,6 +229,14 @@ class StoreService {
   double window_gain_ = 1;
   std::uint64_t windows_skipped_ = 0;
   bool inline_reads_ = false;
+  // Deferred batches: `deferred_` and `publish_due_` are the writer's; `unpublished_` is what
+  // readers check (set before a deferred batch's completions leave, cleared under mutex_ after a
+  // publish), and `read_waiters_` (guarded by mutex_) the reads waiting for the next publish.
+  bool deferred_ = false;
+  bool batch_deferred_ = false;  // the last commit() deferred (writer thread)
+  std::chrono::steady_clock::time_point publish_due_{};
+  std::atomic<bool> unpublished_{false};
+  std::vector<std::function<void()>> read_waiters_;
   net::thread_pool readers_;
   std::thread writer_;
 };

@@ -25,7 +25,7 @@ using detail::Statement;
 
 // Versioned migrations: kMigrations[i] takes the schema from version i to i + 1 (PRAGMA
 // user_version). Never edit a released step; append a new one.
-constexpr std::array<std::string_view, 1> kMigrations = {
+constexpr std::array<std::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE users (
   id              INTEGER PRIMARY KEY,
@@ -130,6 +130,15 @@ CREATE TABLE invites (
 );
 CREATE INDEX invites_by_conversation ON invites(conversation_id);
 )sql",
+    // 2: the database's identity, which the append log's frames carry (append_log.hpp), so a log
+    // left beside another database file is never replayed into it.
+    R"sql(
+CREATE TABLE store_meta (
+  key   TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO store_meta (key, value) VALUES ('database_id', abs(random()));
+)sql",
 };
 
 // Readers read through a memory map instead of a read() per page missing from the page cache
@@ -222,6 +231,12 @@ constexpr std::string_view kAppendMembers =
 // The conversation row as the appends of a batch left it (SqliteStore::flush_appends).
 constexpr std::string_view kSetLastSeq =
     "UPDATE conversations SET last_seq = ?2, last_activity_at = ?3 WHERE id = ?1";
+// Replay of the append log: rows may already be there (the log outlives the commit that made it
+// redundant until its next frame), so every change only moves forward.
+constexpr std::string_view kReplayLastSeq =
+    "UPDATE conversations SET last_seq = max(last_seq, ?2), last_activity_at = max(last_activity_at, ?3) "
+    "WHERE id = ?1";
+constexpr std::string_view kDatabaseId = "SELECT value FROM store_meta WHERE key = 'database_id'";
 constexpr std::string_view kFindByClientId =
     "SELECT " CHATD_MESSAGE_COLUMNS " FROM messages WHERE sender_id = ?1 AND client_msg_id = ?2";
 // OR IGNORE: a taken (sender_id, client_msg_id) leaves the row out instead of failing, and the
@@ -337,6 +352,30 @@ SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
   checkpointer_ = std::make_unique<detail::Checkpointer>(options_.path, options_.checkpoint_frames,
                                                          4 * options_.checkpoint_frames);
   checkpointer_->attach(writer_->handle());
+  if (options_.append_log) {
+    std::uint64_t db_id = 0;
+    {
+      auto s = writer_->prepare(kDatabaseId);
+      if (!s.step()) throw StoreCorrupt("store_meta has no database_id");
+      db_id = static_cast<std::uint64_t>(s.int64(0));
+    }
+    log_ = std::make_unique<detail::AppendLog>(options_.path + "-log", db_id,
+                                               std::max(options_.append_log_max_bytes, std::size_t{1} << 20));
+    // What a crash left in the log: sends acknowledged but not in a durable SQLite commit.
+    const auto logged = log_->recover();
+    if (!logged.empty()) {
+      writer_->exec(kBegin);
+      try {
+        replay(logged);
+        writer_->exec(kCommit);
+      } catch (...) {
+        sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+      replayed_at_open_ = logged.size();
+    }
+    log_->reset();
+  }
   for (int i = 0; i < std::max(1, options_.read_connections); ++i) idle_readers_.push_back(open_reader());
   open_readers_ = static_cast<int>(idle_readers_.size());
 }
@@ -348,7 +387,15 @@ std::unique_ptr<Db> SqliteStore::open_reader() {
   return db;
 }
 
-SqliteStore::~SqliteStore() = default;
+SqliteStore::~SqliteStore() {
+  // Sends still deferred are in the log, which the next open replays if this commit fails.
+  if (deferred_) {
+    try {
+      publish();
+    } catch (...) {
+    }
+  }
+}
 
 std::uint64_t SqliteStore::background_checkpoints() const noexcept {
   return checkpointer_->checkpoints();
@@ -404,6 +451,8 @@ SqliteStore::ReadLease SqliteStore::lease() {
 
 void SqliteStore::begin_batch() {
   if (appends_pending_) discard_appends();  // writes outside any batch, never flushed
+  journal_only_ = true;
+  if (deferred_) return;  // the transaction holding the deferred batches goes on
   writer_->prepare(kBegin).run();
   // Under the write lock: another connection's commit since our last batch changes the version.
   auto version = writer_->prepare(kDataVersion);
@@ -412,33 +461,95 @@ void SqliteStore::begin_batch() {
     appends_.clear();
     data_version_ = v;
   }
+  if (needs_replay_) {
+    // The logged batches SQLite rolled back go in again first; the batch's jobs run after them.
+    const auto logged = log_->committed();
+    replay(logged);
+    needs_replay_ = false;
+    deferred_ = !logged.empty();
+  }
 }
 void SqliteStore::commit_batch() {
-  flush_appends();
+  write_appends();
   writer_->prepare(kCommit).run();
+  committed_durably();
   if (appends_.size() > kAppendCacheMax) appends_.clear();
+}
+// A batch of sends only, with room in the log: its frame is written and fdatasynced, and the
+// transaction stays open for the next batches until publish(). Anything else commits.
+bool SqliteStore::commit_batch_deferred() {
+  if (!log_ || !journal_only_ || !log_->fits()) {
+    commit_batch();
+    return false;
+  }
+  if (!log_->has_pending() && !deferred_) {
+    commit_batch();  // nothing was appended (refusals, retries): an empty commit
+    return false;
+  }
+  write_appends();
+  log_->commit();
+  deferred_ = true;
+  if (appends_.size() > kAppendCacheMax) appends_.clear();  // written above
+  return true;
+}
+void SqliteStore::publish() {
+  if (needs_replay_) {
+    // A failed batch rolled logged sends back: in again, and committed.
+    try {
+      begin_batch();
+      commit_batch();
+    } catch (...) {
+      rollback_batch();
+      throw;
+    }
+    return;
+  }
+  if (!deferred_) return;
+  try {
+    writer_->prepare(kCommit).run();
+  } catch (...) {
+    rollback_batch();  // the log keeps them: the next batch replays them (needs_replay_)
+    throw;
+  }
+  committed_durably();
+}
+void SqliteStore::committed_durably() noexcept {
+  deferred_ = false;
+  if (log_) log_->reset();
 }
 void SqliteStore::rollback_batch() noexcept {
   discard_appends();
+  if (log_) log_->discard_pending();
   // Fails only if no transaction is open, which is what we want after a failed COMMIT.
   sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  if (deferred_) {
+    deferred_ = false;
+    needs_replay_ = true;
+  }
 }
 // A job's deferred writes go to the database inside its own savepoint: rollback_job then drops
-// exactly that job's (still pending) writes with the savepoint.
+// exactly that job's (still pending) writes with the savepoint, and its records in the log frame.
 void SqliteStore::begin_job() {
-  flush_appends();
+  write_appends();
   writer_->prepare(kSavepoint).run();
+  if (log_) job_mark_ = log_->mark();
 }
 void SqliteStore::end_job() {
-  flush_appends();
+  write_appends();
   writer_->prepare(kRelease).run();
 }
 void SqliteStore::rollback_job() noexcept {
   discard_appends();
   sqlite3_exec(writer_->handle(), "ROLLBACK TO job; RELEASE job", nullptr, nullptr, nullptr);
+  if (log_) log_->truncate_to(job_mark_);
 }
 
 void SqliteStore::flush_appends() {
+  journal_only_ = false;
+  write_appends();
+}
+
+void SqliteStore::write_appends() {
   if (!appends_pending_) return;
   Db& db = *writer_;
   for (auto& [id, state] : appends_) {
@@ -454,6 +565,29 @@ void SqliteStore::flush_appends() {
     state.read_markers.clear();
   }
   appends_pending_ = false;
+}
+
+void SqliteStore::replay(const std::vector<detail::LoggedMessage>& messages) {
+  Db& db = *writer_;
+  for (const auto& m : messages) {
+    auto insert = db.prepare(kInsertMessage);
+    insert.bind(1, m.id)
+        .bind(2, m.conversation_id)
+        .bind(3, m.seq)
+        .bind(4, m.sender_id)
+        .bind_unowned(5, m.client_msg_id)
+        .bind_unowned(6, m.body)
+        .bind(7, m.created_at);
+    if (m.reply_to) {
+      insert.bind(8, *m.reply_to);
+    } else {
+      insert.bind_null(8);
+    }
+    insert.run();
+    db.prepare(kReplayLastSeq).bind(1, m.conversation_id).bind(2, m.seq).bind(3, m.created_at).run();
+    db.prepare(kSetRead).bind(1, m.conversation_id).bind(2, m.sender_id).bind(3, m.seq).run();
+  }
+  appends_.clear();  // last_seq and read markers as the rows now say
 }
 
 void SqliteStore::forget_appends() {
@@ -679,6 +813,10 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     if (auto earlier = earlier_use(db, message)) return std::move(*earlier);
     // Only (sender_id, client_msg_id) may collide: an id or (conversation_id, seq) taken is a bug.
     throw StoreError("append_message: the message row was refused");
+  }
+  if (log_) {
+    log_->add(id, message.conversation_id, seq, message.sender_id, now, message.reply_to,
+              message.client_msg_id, message.body);
   }
   // Taken only once the message is in: an append that throws leaves no seq behind.
   state.last_seq = seq;

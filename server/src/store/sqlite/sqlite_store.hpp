@@ -1,5 +1,6 @@
 #pragma once
 
+#include "store/sqlite/append_log.hpp"
 #include "store/sqlite/sqlite_checkpointer.hpp"
 #include "store/sqlite/sqlite_db.hpp"
 #include "store/store.hpp"
@@ -28,6 +29,11 @@ class SqliteStore final : public Store {
     // (~66 MB of 4 KiB pages), then once per a quarter of this many new frames; at 4x this (~264 MB)
     // the writer checkpoints itself. See Checkpointer.
     int checkpoint_frames = 16000;
+    // The append log (append_log.hpp) at `path` + "-log": batches of sends are made durable there
+    // and published to SQLite later (commit_batch_deferred, publish). Off: every batch commits.
+    bool append_log = true;
+    // A run of the log longer than this ends with a SQLite commit instead (at least 1 MiB).
+    std::size_t append_log_max_bytes = std::size_t{64} << 20;
   };
   static constexpr int kMaxReadConnections = 64;
 
@@ -40,9 +46,15 @@ class SqliteStore final : public Store {
   std::uint64_t background_checkpoints() const noexcept;
   std::uint64_t inline_checkpoints() const noexcept;
   std::uint64_t finished_checkpoints() const noexcept;  // background passes the writer completed
+  // Sends replayed from the append log when this store opened (tests, the startup log line).
+  std::size_t replayed_at_open() const noexcept { return replayed_at_open_; }
+  // Frames written to the append log (tests).
+  std::uint64_t log_frames() const noexcept { return log_ ? log_->frames_written() : 0; }
 
   void begin_batch() override;
   void commit_batch() override;
+  bool commit_batch_deferred() override;
+  void publish() override;
   void rollback_batch() noexcept override;
   void begin_job() override;
   void end_job() override;
@@ -167,7 +179,14 @@ class SqliteStore final : public Store {
   // Writes what appends deferred; the cached state stays valid (it is now what the rows say).
   // Every writer method but append_message calls this (or forget_appends) first, and end_job and
   // commit_batch do: nothing on the writer connection reads those rows while writes are pending.
+  // flush_appends also marks the batch as more than sends (it cannot go to the append log).
   void flush_appends();
+  void write_appends();
+  // Inserts logged sends again (after a crash, or after SQLite rolled back the open transaction
+  // that held them); each change only moves forward, so a send already there stays as it is.
+  void replay(const std::vector<detail::LoggedMessage>& messages);
+  // The open transaction is committed durably: the log's run is no longer needed.
+  void committed_durably() noexcept;
   // flush_appends, then drops the cached state: for methods that may change a conversation's
   // members or last_seq themselves.
   void forget_appends();
@@ -185,6 +204,13 @@ class SqliteStore final : public Store {
   std::unordered_map<ConversationId, AppendState> appends_;
   bool appends_pending_ = false;    // some entry of appends_ has unwritten changes
   std::int64_t data_version_ = -1;  // PRAGMA data_version when appends_ was last known valid
+  // The append log (nullptr when Options::append_log is off) and the writer's state around it:
+  std::unique_ptr<detail::AppendLog> log_;
+  bool journal_only_ = true;   // the batch so far is sends only (it may go to the log)
+  bool deferred_ = false;      // the open transaction holds logged batches not yet published
+  bool needs_replay_ = false;  // SQLite rolled back logged batches: begin_batch replays the log
+  detail::AppendLog::Mark job_mark_;
+  std::size_t replayed_at_open_ = 0;
 };
 
 }  // namespace chat::store::sqlite
