@@ -58,7 +58,6 @@ void raise_open_files_limit() {
   obs::log_info("open-files limit: " + std::to_string(lim.rlim_cur));
 }
 
-
 // The one place that names a concrete Store: picked by the scheme of --store.
 std::unique_ptr<store::Store> make_store(const app::Config& config, const std::string& sqlite_path) {
   if (config.store == "sqlite") {
