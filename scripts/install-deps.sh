@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev libpq-dev libsodium-dev libhiredis-dev libgtest-dev libgmock-dev clang-format nodejs npm)
+  libsqlite3-dev libpq-dev libsodium-dev libhiredis-dev libmimalloc-dev libgtest-dev libgmock-dev clang-format nodejs npm)
 test_pkgs=(curl chromium postgresql-15 redis-server nginx-light nats-server)
 
 want=("${build_pkgs[@]}")

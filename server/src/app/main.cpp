@@ -26,6 +26,9 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <sodium.h>
+#ifdef CHATD_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include <chrono>
 #include <cstdio>
@@ -58,6 +61,20 @@ void raise_open_files_limit() {
   obs::log_info("open-files limit: " + std::to_string(lim.rlim_cur));
 }
 
+// Which allocator malloc() reaches (server/CMakeLists.txt, CHATD_MIMALLOC).
+void log_allocator() {
+#ifdef CHATD_WITH_MIMALLOC
+  void* probe = std::malloc(64);
+  const bool ours = mi_is_in_heap_region(probe);
+  std::free(probe);
+  obs::log_info(std::string("allocator: ") +
+                (ours ? "mimalloc " : "glibc (mimalloc linked but not in use) ") +
+                std::to_string(mi_version()));
+#else
+  obs::log_info("allocator: glibc");
+#endif
+}
+
 // The one place that names a concrete Store: picked by the scheme of --store.
 std::unique_ptr<store::Store> make_store(const app::Config& config, const std::string& sqlite_path) {
   if (config.store == "sqlite") {
@@ -78,6 +95,7 @@ int run(const app::Config& config) {
   obs::parse_log_level(config.log_level, level);
   obs::set_log_level(level);
   raise_open_files_limit();
+  log_allocator();
 
   std::filesystem::create_directories(config.data_dir);
   const auto db_path = (std::filesystem::path(config.data_dir) / "chatd.db").string();
