@@ -110,13 +110,14 @@ int run(const app::Config& config) {
   store_options.commit_window = config.commit_window;
   store_options.commit_window_min_rate = config.commit_window_min_rate;
   store_options.publish_interval = config.publish_interval;
-  store::StoreService store(make_store(config, db_path), store_options, wall_ms,
-                            [&metrics](std::size_t jobs, double seconds, double window_seconds) {
-                              metrics.store_write_seconds.observe(seconds);
-                              metrics.store_batch_size.observe(static_cast<double>(jobs));
-                              if (window_seconds > 0)
-                                metrics.store_commit_window_seconds.observe(window_seconds);
-                            });
+  store::StoreService store(
+      make_store(config, db_path), store_options, wall_ms,
+      [&metrics](std::size_t jobs, double seconds, double window_seconds) {
+        metrics.store_write_seconds.observe(seconds);
+        metrics.store_batch_size.observe(static_cast<double>(jobs));
+        if (window_seconds > 0) metrics.store_commit_window_seconds.observe(window_seconds);
+      },
+      [&metrics](double seconds) { metrics.store_publish_seconds.observe(seconds); });
 
   std::vector<std::unique_ptr<net::io_context>> contexts;
   std::vector<net::io_context*> shards;

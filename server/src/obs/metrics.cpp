@@ -37,7 +37,8 @@ void Histogram::render(std::string& out, const char* name, const char* help) con
 Metrics::Metrics()
     : store_write_seconds({0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}),
       store_batch_size({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}),
-      store_commit_window_seconds({0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01}) {}
+      store_commit_window_seconds({0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01}),
+      store_publish_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}) {}
 
 void Metrics::count_error(domain::ErrorCode code) noexcept {
   errors_[static_cast<std::size_t>(code)].fetch_add(1, std::memory_order_relaxed);
@@ -78,6 +79,8 @@ std::string Metrics::render() const {
   store_commit_window_seconds.render(out, "chatd_store_commit_window_seconds",
                                      "Time the store writer waited for more jobs before a batch (only "
                                      "batches that waited).");
+  store_publish_seconds.render(out, "chatd_store_publish_seconds",
+                               "Duration of one commit of the batches the append log made durable (SQLite).");
   return out;
 }
 

@@ -37,6 +37,7 @@ class Metrics {
   Histogram store_write_seconds;
   Histogram store_batch_size;
   Histogram store_commit_window_seconds;  // only batches that waited in a commit window
+  Histogram store_publish_seconds;        // SQLite: one publish of deferred batches
 
   void count_error(domain::ErrorCode code) noexcept;
   std::string render() const;

@@ -13,11 +13,13 @@ namespace chat::store {
 StoreService::StoreService(std::unique_ptr<Store> store,
                            Options options,
                            ClockMs clock,
-                           BatchObserver observer)
+                           BatchObserver observer,
+                           PublishObserver publish_observer)
     : store_(std::move(store)),
       options_(options),
       clock_(std::move(clock)),
       observer_(std::move(observer)),
+      publish_observer_(std::move(publish_observer)),
       ids_(options.node_id),
       readers_(static_cast<std::size_t>(std::max(1, options.read_threads))) {
   inline_reads_ = store_->cheap_reads();
@@ -152,6 +154,8 @@ void StoreService::maybe_publish(bool force) {
   bool published = true;
   try {
     store_->publish();
+    if (publish_observer_)
+      publish_observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count());
   } catch (const std::exception& e) {
     // The store keeps the batches (SqliteStore: in its log) and tries again at the next due time;
     // the reads waiting now go on rather than hang, and see what is published.

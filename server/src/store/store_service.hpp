@@ -80,8 +80,14 @@ class StoreService {
   // After each batch: its jobs, how long it ran, and how long the writer waited in a commit window
   // before it (0 when it did not).
   using BatchObserver = std::function<void(std::size_t jobs, double seconds, double window_seconds)>;
+  // After each publish of deferred batches: how long it took (the writer runs no batch meanwhile).
+  using PublishObserver = std::function<void(double seconds)>;
 
-  StoreService(std::unique_ptr<Store> store, Options options, ClockMs clock, BatchObserver observer = {});
+  StoreService(std::unique_ptr<Store> store,
+               Options options,
+               ClockMs clock,
+               BatchObserver observer = {},
+               PublishObserver publish_observer = {});
   StoreService(const StoreService&) = delete;
   StoreService& operator=(const StoreService&) = delete;
   ~StoreService();
@@ -213,6 +219,7 @@ class StoreService {
   Options options_;
   ClockMs clock_;
   BatchObserver observer_;
+  PublishObserver publish_observer_;
   domain::SnowflakeGenerator ids_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -257,16 +257,28 @@ TEST(Metrics, RenderNamesEveryMetricAndCountsErrorsByCode) {
   m.count_error(chat::domain::ErrorCode::internal);
   m.store_write_seconds.observe(0.003);
   m.store_batch_size.observe(5);
+  m.store_publish_seconds.observe(0.004);
   const auto text = m.render();
-  for (const std::string line :
-       {"# TYPE chatd_connections gauge", "chatd_connections 3\n", "# TYPE chatd_http_requests_total counter",
-        "chatd_http_requests_total 10\n", "chatd_messages_in_total 4\n", "chatd_messages_out_total 8\n",
-        "# TYPE chatd_errors_total counter", "chatd_errors_total{code=\"not_found\"} 2\n",
-        "chatd_errors_total{code=\"rate_limited\"} 1\n", "chatd_errors_total{code=\"internal\"} 1\n",
-        "chatd_errors_total{code=\"bad_json\"} 0\n", "# TYPE chatd_store_write_seconds histogram",
-        "chatd_store_write_seconds_count 1\n", "# TYPE chatd_store_batch_size histogram",
-        "chatd_store_batch_size_bucket{le=\"8\"} 1\n", "chatd_store_batch_size_bucket{le=\"4\"} 0\n",
-        "chatd_store_batch_size_sum 5\n"}) {
+  for (const std::string line : {"# TYPE chatd_connections gauge",
+                                 "chatd_connections 3\n",
+                                 "# TYPE chatd_http_requests_total counter",
+                                 "chatd_http_requests_total 10\n",
+                                 "chatd_messages_in_total 4\n",
+                                 "chatd_messages_out_total 8\n",
+                                 "# TYPE chatd_errors_total counter",
+                                 "chatd_errors_total{code=\"not_found\"} 2\n",
+                                 "chatd_errors_total{code=\"rate_limited\"} 1\n",
+                                 "chatd_errors_total{code=\"internal\"} 1\n",
+                                 "chatd_errors_total{code=\"bad_json\"} 0\n",
+                                 "# TYPE chatd_store_write_seconds histogram",
+                                 "chatd_store_write_seconds_count 1\n",
+                                 "# TYPE chatd_store_batch_size histogram",
+                                 "chatd_store_batch_size_bucket{le=\"8\"} 1\n",
+                                 "chatd_store_batch_size_bucket{le=\"4\"} 0\n",
+                                 "chatd_store_batch_size_sum 5\n",
+                                 "# TYPE chatd_store_publish_seconds histogram",
+                                 "chatd_store_publish_seconds_bucket{le=\"0.005\"} 1\n",
+                                 "chatd_store_publish_seconds_bucket{le=\"0.0025\"} 0\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line;
   }
   // One error line per code.

@@ -153,7 +153,8 @@ class StoreServiceTest : public ::testing::Test {
           std::size_t seen = max_batch_.load();
           while (jobs > seen && !max_batch_.compare_exchange_weak(seen, jobs)) {
           }
-        });
+        },
+        [this](double) { ++publishes_; });
     io_thread_ = std::thread([this] { io_.run(); });
     io_thread_id_ = io_thread_.get_id();
     // Two users and their conversation.
@@ -240,6 +241,7 @@ class StoreServiceTest : public ::testing::Test {
   std::vector<std::shared_ptr<void>> cells_;
   std::atomic<std::size_t> batches_{0};
   std::atomic<std::size_t> max_batch_{0};
+  std::atomic<std::size_t> publishes_{0};
   UserId alice_ = 0;
   UserId bob_ = 0;
   ConversationId conversation_ = 0;
@@ -350,9 +352,11 @@ TEST_F(StoreServiceLongPublishTest, AReadAfterAnAcknowledgedSendSeesIt) {
   }
   EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 0);
   EXPECT_FALSE(service_->inline_reads());
+  EXPECT_EQ(publishes_.load(), 0U);
   EXPECT_EQ(last_seq(), 3);
   EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 3);
   EXPECT_TRUE(service_->inline_reads());
+  EXPECT_EQ(publishes_.load(), 1U);  // one publish, observed (chatd_store_publish_seconds)
 }
 
 TEST_F(StoreServiceLongPublishTest, StopPublishesDeferredSends) {
