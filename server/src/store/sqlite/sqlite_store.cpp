@@ -137,7 +137,7 @@ CREATE TABLE store_meta (
   key   TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT INTO store_meta (key, value) VALUES ('database_id', abs(random()));
+INSERT INTO store_meta (key, value) VALUES ('database_id', random() & 9223372036854775807);
 )sql",
 };
 
