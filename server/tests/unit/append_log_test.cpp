@@ -4,11 +4,10 @@
 
 #include "store/sqlite/append_log.hpp"
 
+#include "sqlite_probe.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store_builders.hpp"
 #include "test_util.hpp"
-
-#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -175,20 +174,6 @@ TEST(AppendLogTest, FitsSaysWhenTheRunWouldPassItsLimit) {
 
 // --- SqliteStore with its log -------------------------------------------------------------------
 
-long long rows_in(const std::string& path) {
-  sqlite3* db = nullptr;
-  long long n = -1;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-      n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-  }
-  sqlite3_close(db);
-  return n;
-}
-
 // Copies the database, its WAL and its log as a crash would leave them (the writer's transaction
 // open, nothing closed).
 void copy_as_crashed(const std::string& from_dir, const std::string& to_dir) {
@@ -238,7 +223,8 @@ TEST_F(AppendLogStoreTest, SendsInTheLogSurviveACrashBeforeThePublish) {
   // Method: two deferred batches, copy the files while the transaction is open, open the copy.
   deferred_batch(1, 3);
   deferred_batch(4, 5);
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 0);  // not in SQLite yet: only in the log
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"),
+            0);  // not in SQLite yet: only in the log
   EXPECT_EQ(store_->log_frames(), 2U);
   copy_as_crashed(dir_.path(), crashed_.path());
 
@@ -275,7 +261,7 @@ TEST_F(AppendLogStoreTest, PublishCommitsAndEndsTheRun) {
   // copy, open.
   deferred_batch(1, 4);
   store_->publish();
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 4);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 4);
   copy_as_crashed(dir_.path(), crashed_.path());
   SqliteStore copy(SqliteStore::Options{crashed_.path() + "/chatd.db", 1});
   EXPECT_EQ(copy.replayed_at_open(), 0U);
@@ -291,7 +277,7 @@ TEST_F(AppendLogStoreTest, ABatchThatIsMoreThanSendsCommitsEverythingBeforeIt) {
   store_->append_message(chat::test::new_message(conversation_, alice_, "c3", "three"), next_id_++, kT0);
   store_->mark_read_seq(bob_, conversation_, 3, kT0);
   EXPECT_FALSE(store_->commit_batch_deferred());
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 3);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
 }
 
 TEST_F(AppendLogStoreTest, ARolledBackBatchIsReplayedFromTheLog) {
@@ -304,7 +290,7 @@ TEST_F(AppendLogStoreTest, ARolledBackBatchIsReplayedFromTheLog) {
   store_->rollback_batch();
   deferred_batch(4, 4);
   store_->publish();
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 4);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 4);
   EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 4);
 }
 
@@ -322,7 +308,7 @@ TEST_F(AppendLogStoreTest, ClosingTheStorePublishes) {
   // replay). Method: deferred batch, destroy, count rows, reopen.
   deferred_batch(1, 3);
   store_.reset();
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 3);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
   SqliteStore reopened(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
   EXPECT_EQ(reopened.replayed_at_open(), 0U);
 }

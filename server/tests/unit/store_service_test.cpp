@@ -8,6 +8,7 @@
 #include "store/store_service.hpp"
 
 #include "net/post_batch.hpp"
+#include "sqlite_probe.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store_builders.hpp"
 #include "test_util.hpp"
@@ -15,8 +16,6 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
-
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -60,21 +59,6 @@ struct Recorder {
 
 using chat::test::Gate;
 using chat::test::hold_writer;
-
-// Messages another connection sees in the database file (what is committed to SQLite).
-long long rows_in(const std::string& path) {
-  sqlite3* db = nullptr;
-  long long n = -1;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-      n = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-  }
-  sqlite3_close(db);
-  return n;
-}
 
 // Appends message number `i` as `sender`; with a recorder, an after_commit action records its seq
 // and whether a reader already sees it (the action must run after the commit).
@@ -224,6 +208,17 @@ class StoreServiceTest : public ::testing::Test {
     return run(read_on(service_.get(), &read));
   }
 
+  // `n` appends by alice spawned at once without a gate (batches form as they may); each must be
+  // appended. With a recorder, their after_commit actions record into it.
+  void append_all_ungated(int n, Recorder* recorder) {
+    std::vector<std::future<AppendResult>> results;
+    for (int i = 0; i < n; ++i) {
+      results.push_back(
+          net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, recorder), net::use_future));
+    }
+    for (auto& f : results) EXPECT_EQ(f.get().outcome, AppendOutcome::appended);
+  }
+
   template <class Fn>
   static net::awaitable<Seq> read_on(StoreService* svc, Fn* fn) {
     auto job = *fn;
@@ -299,12 +294,7 @@ TEST_F(StoreServiceTest, AfterCommitRunsInCommitOrderAcrossBatches) {
   // Goal: after_commit actions run in commit order whatever the batching. Method: 300 appends
   // spawned without a gate (batches form as they may); the recorded seqs must be strictly increasing.
   Recorder recorder;
-  std::vector<std::future<AppendResult>> results;
-  for (int i = 0; i < 300; ++i) {
-    results.push_back(
-        net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, &recorder), net::use_future));
-  }
-  for (auto& f : results) EXPECT_EQ(f.get().outcome, AppendOutcome::appended);
+  append_all_ungated(300, &recorder);
   std::lock_guard lock(recorder.mutex);
   ASSERT_EQ(recorder.seqs.size(), 300U);
   for (std::size_t i = 0; i < recorder.seqs.size(); ++i) {
@@ -322,16 +312,11 @@ TEST_F(StoreServiceCommitEachBatchTest, AfterCommitActionsSeeTheirWriteCommitted
   // Goal: without deferral, an after_commit action runs once its write is visible to readers.
   // Method: 300 appends without a gate; each action asks a reader for the conversation's last_seq.
   Recorder recorder;
-  std::vector<std::future<AppendResult>> results;
-  for (int i = 0; i < 300; ++i) {
-    results.push_back(
-        net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, &recorder), net::use_future));
-  }
-  for (auto& f : results) EXPECT_EQ(f.get().outcome, AppendOutcome::appended);
+  append_all_ungated(300, &recorder);
   std::lock_guard lock(recorder.mutex);
   EXPECT_EQ(recorder.seqs.size(), 300U);
   EXPECT_TRUE(recorder.all_visible);
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 300);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 300);
 }
 
 // A service whose deferred batches are published only when a read or stop() asks (the interval
@@ -350,11 +335,11 @@ TEST_F(StoreServiceLongPublishTest, AReadAfterAnAcknowledgedSendSeesIt) {
     ASSERT_EQ(run(append(service_.get(), conversation_, alice_, i, nullptr)).outcome,
               AppendOutcome::appended);
   }
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 0);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 0);
   EXPECT_FALSE(service_->inline_reads());
   EXPECT_EQ(publishes_.load(), 0U);
   EXPECT_EQ(last_seq(), 3);
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 3);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
   EXPECT_TRUE(service_->inline_reads());
   EXPECT_EQ(publishes_.load(), 1U);  // one publish, observed (chatd_store_publish_seconds)
 }
@@ -364,7 +349,7 @@ TEST_F(StoreServiceLongPublishTest, StopPublishesDeferredSends) {
   // left to replay. Method: five appends, stop, count rows, reopen.
   for (int i = 0; i < 5; ++i) run(append(service_.get(), conversation_, alice_, i, nullptr));
   service_->stop();
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 5);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 5);
   service_.reset();
   SqliteStore reopened(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
   EXPECT_EQ(reopened.replayed_at_open(), 0U);
@@ -394,10 +379,10 @@ TEST_F(StoreServiceTest, DeferredSendsArePublishedWithoutAnyRead) {
   // write). Method: one append, then poll another connection's count (a guard of 10 s against
   // hanging, not a timing assertion).
   run(append(service_.get(), conversation_, alice_, 1, nullptr));
-  for (int i = 0; i < 1000 && rows_in(dir_.path() + "/chatd.db") < 1; ++i) {
+  for (int i = 0; i < 1000 && chat::test::messages_in_file(dir_.path() + "/chatd.db") < 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(rows_in(dir_.path() + "/chatd.db"), 1);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 1);
 }
 
 // A write whose after_commit action posts a task to `io` through transport::PostBatch (as the hub

@@ -97,6 +97,23 @@ void write_all(int fd, const char* data, std::size_t size, std::size_t offset, c
   }
 }
 
+// The first `size` bytes of the file (fewer if it is shorter).
+std::string read_prefix(int fd, std::size_t size, const std::string& path) {
+  std::string file(size, '\0');
+  std::size_t got = 0;
+  while (got < file.size()) {
+    const auto n = ::pread(fd, file.data() + got, file.size() - got, static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("read", path);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  file.resize(got);
+  return file;
+}
+
 std::uint64_t random_u64() {
   std::uint64_t v = 0;
   randombytes_buf(&v, sizeof v);
@@ -208,18 +225,7 @@ AppendLog::~AppendLog() {
 std::vector<LoggedMessage> AppendLog::recover() {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) fail("stat", path_);
-  std::string file(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < file.size()) {
-    const auto n = ::pread(fd_, file.data() + got, file.size() - got, static_cast<off_t>(got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("read", path_);
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  file.resize(got);
+  const auto file = read_prefix(fd_, static_cast<std::size_t>(st.st_size), path_);
   std::size_t end = 0;
   std::uint64_t run = 0;
   std::uint64_t frames = 0;
@@ -318,22 +324,12 @@ void AppendLog::reset() noexcept {
 
 std::vector<LoggedMessage> AppendLog::committed() const {
   if (offset_ == 0) return {};
-  std::string file(offset_, '\0');
-  std::size_t got = 0;
-  while (got < file.size()) {
-    const auto n = ::pread(fd_, file.data() + got, file.size() - got, static_cast<off_t>(got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("read", path_);
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
+  const auto file = read_prefix(fd_, offset_, path_);
   std::size_t end = 0;
   std::uint64_t run = 0;
   std::uint64_t frames = 0;
   bool foreign = false;
-  auto records = decode_run(std::string_view(file.data(), got), db_id_, &end, &run, &frames, &foreign);
+  auto records = decode_run(file, db_id_, &end, &run, &frames, &foreign);
   if (end != offset_ || run != run_id_)
     throw StoreCorrupt("append log " + path_ + ": the current run does not read back");
   return records;
