@@ -93,8 +93,18 @@ function Main({ client, tv }: { client: ChatClient; tv: boolean }) {
     };
   }, [back]);
 
-  // TV: keep focus somewhere useful (first conversation, else "New chat") until the user moves it
+  // TV: keep focus somewhere useful (first conversation, else "New chat") until the user moves it.
+  // Once focus goes anywhere else, the element focused here is forgotten: a user who comes back to
+  // it (arrows up to "New chat", first focused while the list was empty) keeps it on a later render.
   const autoFocused = useRef<Element | null>(null);
+  useEffect(() => {
+    if (!tv) return;
+    const moved = (e: FocusEvent) => {
+      if (e.target !== autoFocused.current) autoFocused.current = null;
+    };
+    document.addEventListener('focusin', moved);
+    return () => document.removeEventListener('focusin', moved);
+  }, [tv]);
   useEffect(() => {
     if (!tv || activeId || dialog) return;
     const a = document.activeElement;
