@@ -83,7 +83,13 @@ function Main({ client, tv }: { client: ChatClient; tv: boolean }) {
     if (activeId) {
       const id = activeId;
       open(null);
-      requestAnimationFrame(() => document.querySelector<HTMLElement>(`[data-conv-id="${id}"]`)?.focus());
+      // Focus the conversation we came from at the next frame, unless focus has gone elsewhere by
+      // then (TV: the user pressed Up to "New chat" and opened it; the frame must not take it back).
+      requestAnimationFrame(() => {
+        const a = document.activeElement;
+        if (a && a !== document.body && !a.classList.contains('conv-item')) return;
+        document.querySelector<HTMLElement>(`[data-conv-id="${id}"]`)?.focus();
+      });
     }
   }, [dialog, menuOpen, activeId, open]);
   useEffect(() => {
