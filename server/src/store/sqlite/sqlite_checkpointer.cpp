@@ -2,6 +2,7 @@
 
 #include "obs/log.hpp"
 #include "store/sqlite/sqlite_db.hpp"
+#include "store/sqlite/sqlite_wal_vfs.hpp"
 
 #include <sqlite3.h>
 
@@ -13,7 +14,7 @@ Checkpointer::Checkpointer(const std::string& path, int frames, int frames_max)
     : frames_(frames),
       frames_max_(frames_max),
       finish_gap_(std::max(16, frames / 256)),
-      db_(std::make_unique<Db>(path, Db::Mode::read_write)) {
+      db_(std::make_unique<Db>(path, Db::Mode::read_write, write_behind_vfs())) {
   db_->exec("PRAGMA user_version");  // a first read opens the WAL on this connection
   thread_ = std::thread([this] {
     obs::name_this_thread("chatd-checkpt");

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fcntl.h>
 #include <mutex>
+#include <unistd.h>
 
 namespace chat::store::sqlite::detail {
 namespace {
@@ -20,9 +22,12 @@ constexpr sqlite3_int64 kMaxWrite = 31 * 4096;
 
 std::atomic<std::uint64_t> g_calls{0};
 std::atomic<std::uint64_t> g_writes{0};
+std::atomic<std::uint64_t> g_waits{0};
 
 sqlite3_vfs* g_real = nullptr;  // the default VFS the shim delegates to
 sqlite3_vfs g_vfs{};
+sqlite3_vfs g_wb_vfs{};  // the same, and write-behind on main database files (the checkpointer)
+constexpr char kWriteBehindName[] = "chatd-wal-wb";
 
 struct WalFile {
   sqlite3_file base;     // base.pMethods = &kWalMethods
@@ -30,6 +35,12 @@ struct WalFile {
   char* buffer;          // kBufferSize bytes, or nullptr until the first write
   sqlite3_int64 offset;  // file offset of buffer[0]
   sqlite3_int64 length;  // bytes held
+  // Write-behind (see the header): a descriptor of the same file for sync_file_range (-1: none),
+  // the range whose writeback was started last (WAL), bytes written since the last wait (database).
+  int fd;
+  sqlite3_int64 started_offset;
+  sqlite3_int64 started_length;
+  sqlite3_int64 unsynced;
 };
 
 constexpr int kRealOffset = static_cast<int>((sizeof(WalFile) + 15) & ~std::size_t{15});
@@ -47,13 +58,47 @@ int write_through(WalFile* w, const void* data, int amount, sqlite3_int64 offset
   return real_methods(w).xWrite(w->real, data, amount, offset);
 }
 
+// Write-behind: how much a WAL file's flushes or a database file's writes (through the
+// write-behind VFS) may put in the device's queue before the writer of them waits for it.
+constexpr sqlite3_int64 kWriteBehind = sqlite3_int64{512} << 10;
+
 int flush(WalFile* w) {
   int rc = SQLITE_OK;
   for (sqlite3_int64 done = 0; done < w->length && rc == SQLITE_OK; done += kMaxWrite) {
     const auto n = std::min(kMaxWrite, w->length - done);
     rc = write_through(w, w->buffer + done, static_cast<int>(n), w->offset + done);
   }
+  if (rc == SQLITE_OK && w->fd >= 0 && w->length > 0) {
+    // Start this range's writeback, then wait for the previous one's: at most two buffers are in
+    // the device's queue at a time, instead of a whole commit at its fsync.
+    ::sync_file_range(w->fd, w->offset, w->length, SYNC_FILE_RANGE_WRITE);
+    if (w->started_length > 0) {
+      ::sync_file_range(w->fd, w->started_offset, w->started_length,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      g_waits.fetch_add(1, std::memory_order_relaxed);
+    }
+    w->started_offset = w->offset;
+    w->started_length = w->length;
+  }
   w->length = 0;  // written or failed: either way not written again
+  return rc;
+}
+
+// A database file's write (the checkpointer copying pages back): every kWriteBehind bytes, wait
+// until what was written so far is on the device, so that the checkpoint's fsync does not put
+// tens of MB in front of the append log's fdatasync.
+int db_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
+  WalFile* w = wal(f);
+  const int rc = real_methods(w).xWrite(w->real, data, amount, offset);
+  if (rc == SQLITE_OK && w->fd >= 0) {
+    w->unsynced += amount;
+    if (w->unsynced >= kWriteBehind) {
+      ::sync_file_range(w->fd, 0, 0,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      g_waits.fetch_add(1, std::memory_order_relaxed);
+      w->unsynced = 0;
+    }
+  }
   return rc;
 }
 
@@ -63,6 +108,8 @@ int wal_close(sqlite3_file* f) {
   const int closed = real_methods(w).xClose(w->real);
   sqlite3_free(w->buffer);
   w->buffer = nullptr;
+  if (w->fd >= 0) ::close(w->fd);
+  w->fd = -1;
   return flushed != SQLITE_OK ? flushed : closed;
 }
 
@@ -187,12 +234,25 @@ const sqlite3_io_methods kWalMethods = {
     wal_fetch,
     wal_unfetch,
 };
+// A main database file opened through the write-behind VFS: the same pass-through methods (with
+// no buffer, a flush does nothing), and write-behind on its writes.
+const sqlite3_io_methods kDbMethods = [] {
+  sqlite3_io_methods methods = kWalMethods;
+  methods.xWrite = db_write;
+  return methods;
+}();
 
-int shim_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
-  // Not a WAL file: the default VFS's file lives at `file` itself (szOsFile covers it) and keeps its
-  // own methods.
-  if ((flags & SQLITE_OPEN_WAL) == 0) return g_real->xOpen(g_real, name, file, flags, out_flags);
+int shim_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+  const bool is_wal = (flags & SQLITE_OPEN_WAL) != 0;
+  const bool is_db = vfs == &g_wb_vfs && (flags & SQLITE_OPEN_MAIN_DB) != 0;
+  // Neither: the default VFS's file lives at `file` itself (szOsFile covers it) and keeps its own
+  // methods.
+  if (!is_wal && !is_db) return g_real->xOpen(g_real, name, file, flags, out_flags);
   WalFile* w = wal(file);
+  w->fd = -1;
+  w->started_offset = 0;
+  w->started_length = 0;
+  w->unsynced = 0;
   w->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
   w->real->pMethods = nullptr;
   w->buffer = nullptr;
@@ -211,7 +271,8 @@ int shim_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags
     w->base.pMethods = nullptr;
     return SQLITE_CANTOPEN;
   }
-  w->base.pMethods = &kWalMethods;
+  if (name != nullptr) w->fd = ::open(name, O_RDONLY | O_CLOEXEC);
+  w->base.pMethods = is_wal ? &kWalMethods : &kDbMethods;
   return SQLITE_OK;
 }
 
@@ -263,6 +324,10 @@ const char* shim_next_system_call(sqlite3_vfs*, const char* name) {
 
 }  // namespace
 
+namespace {
+const char* wb_name = nullptr;
+}
+
 const char* wal_write_combining_vfs() {
   static std::once_flag once;
   static const char* name = nullptr;
@@ -289,13 +354,22 @@ const char* wal_write_combining_vfs() {
     g_vfs.xSetSystemCall = shim_set_system_call;
     g_vfs.xGetSystemCall = shim_get_system_call;
     g_vfs.xNextSystemCall = shim_next_system_call;
+    g_wb_vfs = g_vfs;
+    g_wb_vfs.zName = kWriteBehindName;
     if (sqlite3_vfs_register(&g_vfs, 0) == SQLITE_OK) name = kName;
+    if (name != nullptr && sqlite3_vfs_register(&g_wb_vfs, 0) == SQLITE_OK) wb_name = kWriteBehindName;
   });
   return name;
 }
 
+const char* write_behind_vfs() {
+  wal_write_combining_vfs();
+  return wb_name;
+}
+
 WalWriteStats wal_write_stats() noexcept {
-  return {g_calls.load(std::memory_order_relaxed), g_writes.load(std::memory_order_relaxed)};
+  return {g_calls.load(std::memory_order_relaxed), g_writes.load(std::memory_order_relaxed),
+          g_waits.load(std::memory_order_relaxed)};
 }
 
 }  // namespace chat::store::sqlite::detail
