@@ -205,6 +205,24 @@ class Store {
   // Makes every deferred batch visible to readers (and durable in the store proper). Throws a
   // StoreError if that fails; the deferred batches are still durable and are published later.
   virtual void publish() {}
+  // Starts a publish that may finish in the background, and returns true if it does: the writer
+  // goes on running batches meanwhile (SqliteStore acknowledges sends from its append log until
+  // the publish is over) and ends it with finish_publish(). `done` is called once, from another
+  // thread, when the background part is over (to wake the writer). Default: publish() now, false.
+  virtual bool begin_publish(std::function<void()> done) {
+    (void)done;
+    publish();
+    return false;
+  }
+  // After begin_publish returned true: false while the background part still runs and !wait;
+  // otherwise ends the publish (waiting for it if need be) and returns true, with *deferred set
+  // when batches deferred meanwhile still wait for a publish. Throws a StoreError if the publish
+  // failed (what it held is still durable, and is published later).
+  virtual bool finish_publish(bool wait, bool* deferred) {
+    (void)wait;
+    *deferred = false;
+    return true;
+  }
   virtual void begin_job() = 0;
   virtual void end_job() = 0;
   virtual void rollback_job() noexcept = 0;

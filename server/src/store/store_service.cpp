@@ -97,9 +97,14 @@ void StoreService::writer_loop() {
     {
       std::unique_lock lock(mutex_);
       while (!stopping_ && queue_.empty()) {
-        if (deferred_ && (!read_waiters_.empty() || std::chrono::steady_clock::now() >= publish_due_)) break;
+        if (publishing_) {
+          if (publish_over_ || !read_waiters_.empty()) break;
+        } else if (deferred_ &&
+                   (!read_waiters_.empty() || std::chrono::steady_clock::now() >= publish_due_)) {
+          break;
+        }
         writer_idle_ = true;
-        if (deferred_) {
+        if (deferred_ && !publishing_) {
           cv_.wait_until(lock, publish_due_);
         } else {
           cv_.wait(lock);
@@ -143,26 +148,81 @@ void StoreService::commit(bool* deferred) {
 }
 
 void StoreService::maybe_publish(bool force) {
-  if (!deferred_) return;
   const auto now = std::chrono::steady_clock::now();
   bool waiting = false;
+  bool over = false;
   {
     std::lock_guard lock(mutex_);
     waiting = !read_waiters_.empty();
+    over = publish_over_;
   }
-  if (!force && !waiting && now < publish_due_) return;
-  bool published = true;
-  try {
-    store_->publish();
+  const auto observe = [this](std::chrono::steady_clock::time_point since) {
     if (publish_observer_)
-      publish_observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - now).count());
+      publish_observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
+  };
+  if (publishing_) {
+    if (!over && !force && !waiting) return;
+    bool still_deferred = true;
+    bool failed = false;
+    try {
+      store_->finish_publish(/*wait=*/true, &still_deferred);
+      observe(publish_started_);
+    } catch (const std::exception& e) {
+      // As below: the store keeps the batches and publishes them at the next due time.
+      obs::log_warn(std::string("store: publish failed: ") + e.what());
+      failed = true;
+    }
+    publishing_ = false;
+    {
+      std::lock_guard lock(mutex_);
+      publish_over_ = false;
+    }
+    if (failed) {
+      publish_due_ = now + options_.publish_interval;
+      release_readers(false);
+      return;
+    }
+    if (!still_deferred) {
+      release_readers(true);
+      return;
+    }
+    // Sends acknowledged during the publish wait for the next one.
+    deferred_ = true;
+    publish_due_ = publish_started_ + options_.publish_interval;
+    if (!force && !waiting) return;
+  }
+  if (!deferred_) return;
+  if (!force && !waiting && now < publish_due_) return;
+  try {
+    if (!force && !waiting) {
+      // The interval is up and nobody waits: in the background if the store can.
+      if (store_->begin_publish([this] {
+            {
+              std::lock_guard lock(mutex_);
+              publish_over_ = true;
+            }
+            cv_.notify_one();
+          })) {
+        publishing_ = true;
+        publish_started_ = now;
+        return;
+      }
+    } else {
+      store_->publish();
+    }
+    observe(now);
   } catch (const std::exception& e) {
     // The store keeps the batches (SqliteStore: in its log) and tries again at the next due time;
     // the reads waiting now go on rather than hang, and see what is published.
     obs::log_warn(std::string("store: publish failed: ") + e.what());
     publish_due_ = now + options_.publish_interval;
-    published = false;
+    release_readers(false);
+    return;
   }
+  release_readers(true);
+}
+
+void StoreService::release_readers(bool published) {
   std::vector<std::function<void()>> waiters;
   {
     std::lock_guard lock(mutex_);
@@ -237,14 +297,7 @@ void StoreService::run_batch(std::vector<std::unique_ptr<WriteJobBase>>& batch, 
       unpublished_.store(true, std::memory_order_release);
     } else if (deferred_) {
       // Committed with everything before it: nothing is left to publish.
-      std::vector<std::function<void()>> waiters;
-      {
-        std::lock_guard lock(mutex_);
-        deferred_ = false;
-        unpublished_.store(false, std::memory_order_release);
-        waiters.swap(read_waiters_);
-      }
-      for (auto& read : waiters) net::post(readers_, std::move(read));
+      release_readers(true);
     }
   }
   if (observer_) {

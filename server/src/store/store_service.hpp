@@ -205,8 +205,12 @@ class StoreService {
   bool wait_for_publish(std::function<void()> read);
   // Commits the batch (deferred if the store can and publishing is on).
   void commit(bool* deferred);
-  // Publishes deferred batches if a read waits, the interval is up, or the writer stops.
+  // Publishes deferred batches if a read waits, the interval is up, or the writer stops: in the
+  // background when the interval is up (Store::begin_publish), at once otherwise. Ends a
+  // background publish that is over (or that a read or the stop waits for).
   void maybe_publish(bool force);
+  // Reads waiting for a publish go to the read pool; `published`: nothing is left unpublished.
+  void release_readers(bool published);
   void writer_loop();
   std::chrono::steady_clock::duration window_for(std::size_t queued,
                                                  std::chrono::steady_clock::time_point now);
@@ -241,6 +245,11 @@ class StoreService {
   // publish), and `read_waiters_` (guarded by mutex_) the reads waiting for the next publish.
   bool deferred_ = false;
   bool batch_deferred_ = false;  // the last commit() deferred (writer thread)
+  // A publish runs in the background (Store::begin_publish; writer thread), since when, and
+  // whether the store said it is over (guarded by mutex_).
+  bool publishing_ = false;
+  std::chrono::steady_clock::time_point publish_started_{};
+  bool publish_over_ = false;
   std::chrono::steady_clock::time_point publish_due_{};
   std::atomic<bool> unpublished_{false};
   std::vector<std::function<void()>> read_waiters_;

@@ -5,15 +5,21 @@
 #include "store/sqlite/append_log.hpp"
 
 #include "sqlite_probe.hpp"
+#include "store/errors.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store_builders.hpp"
 #include "test_util.hpp"
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
 #include <iterator>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -177,7 +183,7 @@ TEST(AppendLogTest, FitsSaysWhenTheRunWouldPassItsLimit) {
 // Copies the database, its WAL and its log as a crash would leave them (the writer's transaction
 // open, nothing closed).
 void copy_as_crashed(const std::string& from_dir, const std::string& to_dir) {
-  for (const char* suffix : {"", "-wal", "-log"}) {
+  for (const char* suffix : {"", "-wal", "-log", "-log2"}) {
     const auto from = from_dir + "/chatd.db" + suffix;
     if (std::filesystem::exists(from)) std::filesystem::copy_file(from, to_dir + "/chatd.db" + suffix);
   }
@@ -185,8 +191,10 @@ void copy_as_crashed(const std::string& from_dir, const std::string& to_dir) {
 
 class AppendLogStoreTest : public ::testing::Test {
  protected:
+  virtual SqliteStore::Options options() { return SqliteStore::Options{dir_.path() + "/chatd.db", 1}; }
+
   void SetUp() override {
-    store_ = std::make_unique<SqliteStore>(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
+    store_ = std::make_unique<SqliteStore>(options());
     store_->begin_batch();
     alice_ = store_->create_user(chat::test::new_user("alice", "alice@example.com", "h", ""), kT0).user.id;
     bob_ = store_->create_user(chat::test::new_user("bob", "bob@example.com", "h", ""), kT0).user.id;
@@ -194,15 +202,21 @@ class AppendLogStoreTest : public ::testing::Test {
     store_->commit_batch();
   }
 
-  // One deferred batch of sends c<from>..c<to> by alice (or bob for odd numbers).
+  // Send number i: by alice for even numbers, bob for odd ones.
+  chat::store::AppendResult send(int i) {
+    return store_->append_message(
+        chat::test::new_message(conversation_, i % 2 == 0 ? alice_ : bob_, cat("c", std::to_string(i)),
+                                cat("hello ", std::to_string(i))),
+        next_id_++, kT0 + i);
+  }
+
+  // One deferred batch of sends c<from>..c<to>.
   void deferred_batch(int from, int to) {
     store_->begin_batch();
     for (int i = from; i <= to; ++i) {
-      const auto r = store_->append_message(
-          chat::test::new_message(conversation_, i % 2 == 0 ? alice_ : bob_, cat("c", std::to_string(i)),
-                                  cat("hello ", std::to_string(i))),
-          next_id_++, kT0 + i);
+      const auto r = send(i);
       ASSERT_EQ(r.outcome, AppendOutcome::appended);
+      ASSERT_EQ(r.message.seq, i);
     }
     ASSERT_TRUE(store_->commit_batch_deferred());
   }
@@ -311,6 +325,246 @@ TEST_F(AppendLogStoreTest, ClosingTheStorePublishes) {
   EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
   SqliteStore reopened(SqliteStore::Options{dir_.path() + "/chatd.db", 1});
   EXPECT_EQ(reopened.replayed_at_open(), 0U);
+}
+
+// --- Publishing in the background ----------------------------------------------------------------
+
+// Holds the publisher's COMMIT until opened: the test decides when a background publish ends.
+struct CommitGate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool open = false;
+  int entered = 0;
+  bool fail_next = false;  // the next commit fails (as a SQLite error would)
+  void pass() {
+    std::unique_lock lock(mutex);
+    ++entered;
+    cv.notify_all();
+    cv.wait(lock, [this] { return open; });
+    if (std::exchange(fail_next, false)) throw chat::store::StoreUnavailable("disk I/O error (test)");
+  }
+  void wait_entered(int n) {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return entered >= n; });
+  }
+  void set_open(bool value) {
+    std::lock_guard lock(mutex);
+    open = value;
+    cv.notify_all();
+  }
+};
+
+class BackgroundPublishTest : public AppendLogStoreTest {
+ protected:
+  SqliteStore::Options options() override {
+    auto o = AppendLogStoreTest::options();
+    o.before_background_commit = [this] { gate_.pass(); };
+    return o;
+  }
+  void TearDown() override {
+    gate_.set_open(true);
+    if (opener_.joinable()) opener_.join();
+  }
+  // Starts a background publish of what is deferred and waits until its COMMIT is held.
+  void begin_held_publish() {
+    gate_.set_open(false);
+    const int before = gate_.entered;
+    ASSERT_TRUE(store_->begin_publish({}));
+    gate_.wait_entered(before + 1);
+  }
+  // Opens the gate from another thread a little later: for calls that must wait for the publish
+  // (when it opens does not change what they must return).
+  void open_soon() {
+    opener_ = std::thread([this] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      gate_.set_open(true);
+    });
+  }
+  void finish() {
+    gate_.set_open(true);
+    bool deferred = false;
+    ASSERT_TRUE(store_->finish_publish(/*wait=*/true, &deferred));
+  }
+  std::vector<chat::domain::Message> history() {
+    auto page =
+        store_->history(alice_, conversation_, chat::test::history_query(std::nullopt, std::nullopt, 50));
+    return page ? page->messages : std::vector<chat::domain::Message>{};
+  }
+
+  CommitGate gate_;
+  std::thread opener_;
+};
+
+TEST_F(BackgroundPublishTest, SendsAreAcknowledgedFromTheLogWhileAPublishRuns) {
+  // Goal: while a publish's COMMIT runs on the publisher's thread, batches of sends are still
+  // made durable and answered (seqs go on from the publishing transaction's), without touching
+  // SQLite; once it ends they go in after it, in order, with their ids, and are published next.
+  // Method: deferred batch 1-3, background publish held at its COMMIT, two batches 4-6 and 7
+  // (answered while it is held: SQLite's file has no rows), open, end, publish, read back.
+  deferred_batch(1, 3);
+  begin_held_publish();
+  deferred_batch(4, 6);
+  deferred_batch(7, 7);
+  EXPECT_EQ(store_->held_sends(), 4U);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 0);
+  gate_.set_open(true);
+  bool deferred = false;
+  ASSERT_TRUE(store_->finish_publish(true, &deferred));
+  EXPECT_TRUE(deferred);  // 4-7 are in a new transaction, not yet published
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
+  store_->publish();
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 7);
+  const auto messages = history();
+  ASSERT_EQ(messages.size(), 7U);
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(messages[static_cast<std::size_t>(i)].seq, i + 1);
+    EXPECT_EQ(messages[static_cast<std::size_t>(i)].id, 1'000'000 + i);
+    EXPECT_EQ(messages[static_cast<std::size_t>(i)].body, cat("hello ", std::to_string(i + 1)));
+  }
+  EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 7);
+  const auto receipts = store_->receipts(alice_, conversation_);
+  ASSERT_TRUE(receipts.has_value());
+  for (const auto& r : *receipts) EXPECT_EQ(r.read_seq, r.user_id == alice_ ? 6 : 7) << r.user_id;
+}
+
+TEST_F(BackgroundPublishTest, ACrashWhileAPublishRunsLosesNoAcknowledgedSend) {
+  // Goal: a crash while a background COMMIT is unfinished loses nothing acknowledged: the sends of
+  // the publishing transaction (first log) and those acknowledged meanwhile (second log) are all
+  // replayed; so are the held ones after the COMMIT ended but before they were published.
+  // Method: copy the files (as a crash leaves them) at both points, open each copy.
+  deferred_batch(1, 3);
+  begin_held_publish();
+  deferred_batch(4, 5);
+  copy_as_crashed(dir_.path(), crashed_.path());
+  {
+    SqliteStore copy(SqliteStore::Options{crashed_.path() + "/chatd.db", 1});
+    EXPECT_EQ(copy.replayed_at_open(), 5U);
+    EXPECT_EQ(copy.get_conversation(alice_, conversation_)->last_seq, 5);
+    copy.begin_batch();
+    EXPECT_EQ(
+        copy.append_message(chat::test::new_message(conversation_, alice_, "c4", "again"), 1, kT0).outcome,
+        AppendOutcome::duplicate);
+    EXPECT_EQ(
+        copy.append_message(chat::test::new_message(conversation_, alice_, "c6", "six"), 2, kT0).message.seq,
+        6);
+    copy.commit_batch();
+  }
+  finish();
+  chat::test::TempDir after;
+  copy_as_crashed(dir_.path(), after.path());
+  SqliteStore copy(SqliteStore::Options{after.path() + "/chatd.db", 1});
+  EXPECT_EQ(copy.replayed_at_open(), 2U);  // 1-3 are committed; 4-5 come from the second log
+  EXPECT_EQ(copy.get_conversation(alice_, conversation_)->last_seq, 5);
+}
+
+TEST_F(BackgroundPublishTest, RetriesDuringAPublishAreAnsweredWithTheOriginal) {
+  // Goal: a retried client_msg_id is recognised whether its original is committed (looked up on a
+  // read connection while the publish runs), in the publishing transaction, or held since (those
+  // two wait for the publish): never appended twice. Method: c1 published; c2 deferred; publish
+  // held; c3 held; retries of c1, c2, c3; then everything read back.
+  deferred_batch(1, 1);
+  store_->publish();
+  deferred_batch(2, 2);
+  begin_held_publish();
+  deferred_batch(3, 3);
+  store_->begin_batch();
+  const auto r1 = send(1);
+  EXPECT_EQ(r1.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(r1.message.seq, 1);
+  EXPECT_EQ(store_->held_sends(), 1U);  // answered without waiting: still the log-only path
+  open_soon();
+  const auto r2 = send(2);  // waits for the publish to end
+  EXPECT_EQ(r2.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(r2.message.seq, 2);
+  const auto r3 = send(3);
+  EXPECT_EQ(r3.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(r3.message.seq, 3);
+  EXPECT_EQ(send(4).message.seq, 4);
+  store_->commit_batch_deferred();
+  store_->publish();
+  EXPECT_EQ(history().size(), 4U);
+}
+
+TEST_F(BackgroundPublishTest, AnotherWriteDuringAPublishWaitsForItAndKeepsTheOrder) {
+  // Goal: a write that is not a send (a read marker) while a publish runs waits for it, then the
+  // held sends go in before it and the batch commits with everything. Method: deferred 1-2,
+  // publish held, a batch with send 3 and mark_read_seq(3) by the other user.
+  deferred_batch(1, 2);
+  begin_held_publish();
+  store_->begin_batch();
+  ASSERT_EQ(send(3).message.seq, 3);
+  open_soon();
+  const auto read = store_->mark_read_seq(alice_, conversation_, 3, kT0);
+  EXPECT_EQ(read.outcome, chat::store::ReadOutcome::updated);
+  EXPECT_FALSE(store_->commit_batch_deferred());
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
+  EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 3);
+}
+
+TEST_F(BackgroundPublishTest, AJobRolledBackDuringAPublishTakesOnlyItsSends) {
+  // Goal: per-job rollback while sends are held: the failed job's send is gone from the held
+  // ones and the log, its seq is not skipped, the other jobs' sends stay. Method: publish held;
+  // a batch of three jobs (the second rolled back), end the publish, one more send, publish.
+  deferred_batch(1, 1);
+  begin_held_publish();
+  store_->begin_batch();
+  store_->begin_job();
+  ASSERT_EQ(send(2).message.seq, 2);
+  store_->end_job();
+  store_->begin_job();
+  ASSERT_EQ(send(3).message.seq, 3);
+  store_->rollback_job();
+  store_->begin_job();
+  open_soon();  // the rollback dropped the cached conversation: this send waits for the publish
+  ASSERT_EQ(send(4).message.seq, 3);
+  store_->end_job();
+  ASSERT_TRUE(store_->commit_batch_deferred());
+  store_->publish();
+  const auto messages = history();
+  ASSERT_EQ(messages.size(), 3U);
+  EXPECT_EQ(messages[1].body, "hello 2");
+  EXPECT_EQ(messages[2].body, "hello 4");
+  EXPECT_EQ(messages[2].seq, 3);
+  copy_as_crashed(dir_.path(), crashed_.path());
+  SqliteStore copy(SqliteStore::Options{crashed_.path() + "/chatd.db", 1});
+  EXPECT_EQ(copy.replayed_at_open(), 0U);
+}
+
+TEST_F(BackgroundPublishTest, AFailedBackgroundCommitIsReplayedFromBothLogs) {
+  // Goal: when the background COMMIT fails (SQLite rolls the transaction back), nothing
+  // acknowledged is lost: the next batch puts back the publishing transaction's sends (first log)
+  // and those held meanwhile (second log), then goes on. Method: deferred 1-2, publish held and
+  // made to fail, 3-4 held; finish_publish throws; a batch with 5; publish; read back.
+  deferred_batch(1, 2);
+  gate_.fail_next = true;
+  begin_held_publish();
+  deferred_batch(3, 4);
+  gate_.set_open(true);
+  bool deferred = false;
+  EXPECT_THROW(store_->finish_publish(true, &deferred), chat::store::StoreUnavailable);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 0);
+  deferred_batch(5, 5);
+  store_->publish();
+  const auto messages = history();
+  ASSERT_EQ(messages.size(), 5U);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(messages[static_cast<std::size_t>(i)].seq, i + 1);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 5);
+}
+
+TEST_F(BackgroundPublishTest, AFailedCommitEndedInsideABatchIsReplayedThere) {
+  // Goal: the same failure found by a batch (it needed the database) rather than by
+  // finish_publish: the batch puts the rolled-back and held sends back first and goes on.
+  // Method: deferred 1-2, failing held publish, 3 held, then a batch with mark_read_seq.
+  deferred_batch(1, 2);
+  gate_.fail_next = true;
+  begin_held_publish();
+  deferred_batch(3, 3);
+  store_->begin_batch();
+  open_soon();
+  EXPECT_EQ(store_->mark_read_seq(alice_, conversation_, 3, kT0).outcome, chat::store::ReadOutcome::updated);
+  EXPECT_FALSE(store_->commit_batch_deferred());
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
+  EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 3);
 }
 
 }  // namespace

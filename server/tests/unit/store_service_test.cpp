@@ -128,8 +128,11 @@ net::awaitable<Threads> probe_threads(StoreService* svc) {
 
 class StoreServiceTest : public ::testing::Test {
  protected:
+  virtual SqliteStore::Options store_options() { return SqliteStore::Options{dir_.path() + "/chatd.db", 2}; }
+
   void SetUp() override {
-    auto store = std::make_unique<SqliteStore>(SqliteStore::Options{dir_.path() + "/chatd.db", 2});
+    auto store = std::make_unique<SqliteStore>(store_options());
+    sqlite_ = store.get();
     service_ = std::make_unique<StoreService>(
         std::move(store), options_, [] { return kT0; },
         [this](std::size_t jobs, double, double) {
@@ -233,6 +236,7 @@ class StoreServiceTest : public ::testing::Test {
   std::thread io_thread_;
   std::thread::id io_thread_id_;
   std::unique_ptr<StoreService> service_;
+  SqliteStore* sqlite_ = nullptr;  // owned by service_
   std::vector<std::shared_ptr<void>> cells_;
   std::atomic<std::size_t> batches_{0};
   std::atomic<std::size_t> max_batch_{0};
@@ -372,6 +376,59 @@ TEST_F(StoreServiceLongPublishTest, AStoreErrorAfterDeferredSendsLosesNoneOfThem
   EXPECT_THROW(doomed.get(), StoreUnavailable);
   EXPECT_EQ(last_seq(), 2);
   EXPECT_EQ(run(append(service_.get(), conversation_, alice_, 3, nullptr)).message.seq, 3);
+}
+
+// The interval's publishes run in the background; the first one's COMMIT is held until the test
+// releases it.
+class StoreServiceBackgroundPublishTest : public StoreServiceTest {
+ protected:
+  StoreServiceBackgroundPublishTest() { options_.publish_interval = std::chrono::milliseconds(1); }
+  SqliteStore::Options store_options() override {
+    auto o = StoreServiceTest::store_options();
+    o.before_background_commit = [this] {
+      if (held_.exchange(true)) return;
+      entered_.set_value();
+      release_future_.wait();
+    };
+    return o;
+  }
+  void TearDown() override {
+    if (!released_) release_.set_value();
+    StoreServiceTest::TearDown();
+  }
+  std::atomic<bool> held_{false};
+  std::promise<void> entered_;
+  std::promise<void> release_;
+  std::shared_future<void> release_future_ = release_.get_future().share();
+  bool released_ = false;
+};
+
+TEST_F(StoreServiceBackgroundPublishTest, SendsAreAcknowledgedWhileAPublishCommits) {
+  // Goal: while the interval's publish commits (held here at its COMMIT), sends are still
+  // acknowledged, from the append log; a read issued after them sees them all once the publish
+  // ends. Method: one send (its publish starts 1 ms later and is held), three more sends must
+  // complete while it is held (a 30 s guard against a hang, not a timing assertion), SQLite's file
+  // has none of the four; release; a read sees last_seq 4, and so does the file.
+  ASSERT_EQ(run(append(service_.get(), conversation_, alice_, 1, nullptr)).message.seq, 1);
+  entered_.get_future().wait();
+  std::vector<std::future<AppendResult>> sends;
+  for (int i = 2; i <= 4; ++i) {
+    sends.push_back(
+        net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, nullptr), net::use_future));
+  }
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(sends[static_cast<std::size_t>(i)].wait_for(std::chrono::seconds(30)),
+              std::future_status::ready);
+    const auto r = sends[static_cast<std::size_t>(i)].get();
+    EXPECT_EQ(r.outcome, AppendOutcome::appended);
+    EXPECT_EQ(r.message.seq, i + 2);
+  }
+  EXPECT_EQ(sqlite_->held_sends(), 3U);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 0);
+  released_ = true;
+  release_.set_value();
+  EXPECT_EQ(last_seq(), 4);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 4);
 }
 
 TEST_F(StoreServiceTest, DeferredSendsArePublishedWithoutAnyRead) {

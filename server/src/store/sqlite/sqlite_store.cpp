@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 
 #include "domain/validation.hpp"
+#include "obs/log.hpp"
 #include "store/errors.hpp"
 #include "store/sqlite/sqlite_rows.hpp"
 #include "store/sqlite/sqlite_wal_vfs.hpp"
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
+#include <iterator>
 #include <string_view>
 
 namespace chat::store::sqlite {
@@ -359,10 +362,16 @@ SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
       if (!s.step()) throw StoreCorrupt("store_meta has no database_id");
       db_id = static_cast<std::uint64_t>(s.int64(0));
     }
-    log_ = std::make_unique<detail::AppendLog>(options_.path + "-log", db_id,
-                                               std::max(options_.append_log_max_bytes, std::size_t{1} << 20));
-    // What a crash left in the log: sends acknowledged but not in a durable SQLite commit.
-    const auto logged = log_->recover();
+    // Two logs: while a background publish commits the run of one, new frames go to the other.
+    const auto max_bytes = std::max(options_.append_log_max_bytes, std::size_t{1} << 20);
+    logs_[0] = std::make_unique<detail::AppendLog>(options_.path + "-log", db_id, max_bytes);
+    logs_[1] = std::make_unique<detail::AppendLog>(options_.path + "-log2", db_id, max_bytes);
+    log_ = logs_[0].get();
+    // What a crash left in the logs: sends acknowledged but not in a durable SQLite commit.
+    auto logged = logs_[0]->recover();
+    auto second = logs_[1]->recover();
+    logged.insert(logged.end(), std::make_move_iterator(second.begin()),
+                  std::make_move_iterator(second.end()));
     if (!logged.empty()) {
       writer_->exec(kBegin);
       try {
@@ -374,7 +383,12 @@ SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {
       }
       replayed_at_open_ = logged.size();
     }
-    log_->reset();
+    logs_[0]->reset();
+    logs_[1]->reset();
+    if (options_.background_publish) {
+      probe_ = open_reader();
+      publisher_ = std::thread([this] { publisher_loop(); });
+    }
   }
   for (int i = 0; i < std::max(1, options_.read_connections); ++i) idle_readers_.push_back(open_reader());
   open_readers_ = static_cast<int>(idle_readers_.size());
@@ -388,12 +402,45 @@ std::unique_ptr<Db> SqliteStore::open_reader() {
 }
 
 SqliteStore::~SqliteStore() {
-  // Sends still deferred are in the log, which the next open replays if this commit fails.
-  if (deferred_) {
-    try {
-      publish();
-    } catch (...) {
+  // Sends still deferred are in the logs, which the next open replays if this commit fails.
+  try {
+    publish();
+  } catch (...) {
+  }
+  if (publisher_.joinable()) {
+    {
+      std::lock_guard lock(publish_mutex_);
+      publisher_stopping_ = true;
     }
+    publish_cv_.notify_all();
+    publisher_.join();
+  }
+}
+
+void SqliteStore::publisher_loop() {
+  obs::name_this_thread("chatd-publish");
+  std::unique_lock lock(publish_mutex_);
+  for (;;) {
+    publish_cv_.wait(lock, [this] { return publish_requested_ || publisher_stopping_; });
+    if (!publish_requested_) return;
+    publish_requested_ = false;
+    lock.unlock();
+    // writer_ is this thread's until publish_over_ is set: the writer thread does not touch it.
+    std::exception_ptr error;
+    try {
+      if (options_.before_background_commit) options_.before_background_commit();
+      writer_->prepare(kCommit).run();
+    } catch (...) {
+      error = std::current_exception();
+      sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    lock.lock();
+    publish_over_ = true;
+    publish_error_ = error;
+    // Under the mutex: once end_publish has seen publish_over_, `done` has returned (its owner may
+    // be gone right after).
+    if (auto done = std::exchange(publish_done_, {})) done();
+    publish_cv_.notify_all();
   }
 }
 
@@ -449,11 +496,9 @@ SqliteStore::ReadLease SqliteStore::lease() {
   return ReadLease(*this, std::move(db));
 }
 
-void SqliteStore::begin_batch() {
-  if (appends_pending_) discard_appends();  // writes outside any batch, never flushed
-  journal_only_ = true;
-  if (deferred_) return;  // the transaction holding the deferred batches goes on
+void SqliteStore::begin_transaction() {
   writer_->prepare(kBegin).run();
+  txn_open_ = true;
   // Under the write lock: another connection's commit since our last batch changes the version.
   auto version = writer_->prepare(kDataVersion);
   version.step();
@@ -461,23 +506,46 @@ void SqliteStore::begin_batch() {
     appends_.clear();
     data_version_ = v;
   }
+}
+
+void SqliteStore::begin_batch() {
+  // Writes outside any batch, never flushed (writes held for a publish are not: they wait for it).
+  if (appends_pending_ && !publishing_ && !deferred_) discard_appends();
+  journal_only_ = true;
+  in_batch_ = true;
+  if (publishing_ && !end_publish(false)) {
+    held_batch_mark_ = held_.size();  // a batch acknowledged from the log while the publish runs
+    return;
+  }
+  if (!txn_open_) begin_transaction();
   if (needs_replay_) {
     // The logged batches SQLite rolled back go in again first; the batch's jobs run after them.
-    const auto logged = log_->committed();
+    const auto logged = logged_runs();
     replay(logged);
     needs_replay_ = false;
     deferred_ = !logged.empty();
   }
 }
 void SqliteStore::commit_batch() {
+  end_publish(true);
+  if (!txn_open_) begin_transaction();  // the batch ran while a publish held writer_
   write_appends();
   writer_->prepare(kCommit).run();
+  txn_open_ = false;
+  in_batch_ = false;
   committed_durably();
   if (appends_.size() > kAppendCacheMax) appends_.clear();
 }
 // A batch of sends only, with room in the log: its frame is written and fdatasynced, and the
 // transaction stays open for the next batches until publish(). Anything else commits.
 bool SqliteStore::commit_batch_deferred() {
+  if (publishing_ && journal_only_ && log_->fits()) {
+    // Sends acknowledged from the log while the publish runs: their rows go in at end_publish.
+    if (log_->has_pending()) log_->commit();
+    held_batch_mark_ = held_.size();
+    in_batch_ = false;
+    return true;
+  }
   if (!log_ || !journal_only_ || !log_->fits()) {
     commit_batch();
     return false;
@@ -489,10 +557,12 @@ bool SqliteStore::commit_batch_deferred() {
   write_appends();
   log_->commit();
   deferred_ = true;
+  in_batch_ = false;
   if (appends_.size() > kAppendCacheMax) appends_.clear();  // written above
   return true;
 }
 void SqliteStore::publish() {
+  end_publish(true);
   if (needs_replay_) {
     // A failed batch rolled logged sends back: in again, and committed.
     try {
@@ -511,17 +581,119 @@ void SqliteStore::publish() {
     rollback_batch();  // the log keeps them: the next batch replays them (needs_replay_)
     throw;
   }
+  txn_open_ = false;
   committed_durably();
+}
+bool SqliteStore::begin_publish(std::function<void()> done) {
+  // Synchronously when there is no publisher, or what the logs hold is not simply the open
+  // transaction (a replay is due, the other log still holds a run SQLite rolled back).
+  if (!publisher_.joinable() || publishing_ || needs_replay_ || !deferred_ || in_batch_ || !txn_open_ ||
+      log_->has_pending() || !logs_[1 - active_]->run_empty()) {
+    publish();
+    return false;
+  }
+  // The run in log_ is what the transaction holds; new frames go to the other log's new run.
+  active_ = 1 - active_;
+  log_ = logs_[active_].get();
+  publishing_keys_.swap(txn_keys_);
+  txn_keys_.clear();
+  held_.clear();
+  held_batch_mark_ = 0;
+  txn_open_ = false;
+  publishing_ = true;
+  {
+    std::lock_guard lock(publish_mutex_);
+    publish_requested_ = true;
+    publish_done_ = std::move(done);
+  }
+  publish_cv_.notify_all();
+  return true;
+}
+bool SqliteStore::finish_publish(bool wait, bool* deferred) {
+  if (!end_publish(wait)) return false;
+  *deferred = deferred_ || needs_replay_;
+  return true;
+}
+bool SqliteStore::end_publish(bool wait) {
+  if (!publishing_) return true;
+  std::exception_ptr error;
+  {
+    std::unique_lock lock(publish_mutex_);
+    if (!wait && !publish_over_) return false;
+    publish_cv_.wait(lock, [this] { return publish_over_; });
+    publish_over_ = false;
+    error = std::exchange(publish_error_, nullptr);
+  }
+  publishing_ = false;
+  if (error) {
+    // SQLite rolled the transaction back: its sends are in the other log's run, and those held
+    // since are in this one's. Outside a batch the next batch replays both (the caller, the
+    // StoreService's publish, hears of the error); inside one, they go in again now, with the
+    // current batch's held sends (not in a frame yet) after them, and the batch goes on.
+    txn_keys_.merge(publishing_keys_);
+    publishing_keys_.clear();
+    discard_appends();
+    deferred_ = false;
+    needs_replay_ = true;
+    if (!in_batch_) {
+      held_.clear();
+      held_batch_mark_ = 0;
+      std::rethrow_exception(error);
+    }
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      obs::log_warn(std::string("store: background publish failed, replaying the append log: ") + e.what());
+    }
+    begin_transaction();
+    replay(logged_runs());
+    needs_replay_ = false;
+    deferred_ = true;
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(held_batch_mark_));
+    held_job_mark_ -= std::min(held_job_mark_, held_batch_mark_);
+    held_batch_mark_ = 0;
+  } else {
+    publishing_keys_.clear();
+    deferred_ = false;
+    logs_[1 - active_]->reset();  // its run is in a durable commit now
+  }
+  if (!held_.empty() || in_batch_) {
+    // The held sends (all acknowledged but the current batch's) into a new transaction: inside a
+    // job, that job's own after its savepoint, so that rollback_job drops them with it.
+    if (!txn_open_) begin_transaction();
+    const std::size_t split = in_job_ ? held_job_mark_ : held_.size();
+    insert_logged(held_, 0, split);
+    if (in_job_) {
+      writer_->prepare(kSavepoint).run();
+      job_savepoint_ = true;
+      insert_logged(held_, split, held_.size());
+    }
+    deferred_ = deferred_ || held_batch_mark_ > 0;
+    held_.clear();
+    held_batch_mark_ = 0;
+    held_job_mark_ = 0;
+  }
+  return true;
 }
 void SqliteStore::committed_durably() noexcept {
   deferred_ = false;
-  if (log_) log_->reset();
+  txn_keys_.clear();
+  if (log_) {
+    logs_[0]->reset();
+    logs_[1]->reset();
+  }
 }
 void SqliteStore::rollback_batch() noexcept {
+  in_batch_ = false;
   discard_appends();
   if (log_) log_->discard_pending();
+  if (publishing_) {
+    held_.resize(held_batch_mark_);  // the batch's sends, never acknowledged
+    return;
+  }
   // Fails only if no transaction is open, which is what we want after a failed COMMIT.
   sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  txn_open_ = false;
   if (deferred_) {
     deferred_ = false;
     needs_replay_ = true;
@@ -529,22 +701,38 @@ void SqliteStore::rollback_batch() noexcept {
 }
 // A job's deferred writes go to the database inside its own savepoint: rollback_job then drops
 // exactly that job's (still pending) writes with the savepoint, and its records in the log frame.
+// While a publish holds writer_ the savepoint waits until the job needs the database (end_publish).
 void SqliteStore::begin_job() {
+  in_job_ = true;
+  if (log_) job_mark_ = log_->mark();
+  held_job_mark_ = held_.size();
+  job_savepoint_ = false;
+  if (publishing_) return;
   write_appends();
   writer_->prepare(kSavepoint).run();
-  if (log_) job_mark_ = log_->mark();
+  job_savepoint_ = true;
 }
 void SqliteStore::end_job() {
+  in_job_ = false;
+  if (!job_savepoint_) return;
+  job_savepoint_ = false;
   write_appends();
   writer_->prepare(kRelease).run();
 }
 void SqliteStore::rollback_job() noexcept {
+  in_job_ = false;
   discard_appends();
-  sqlite3_exec(writer_->handle(), "ROLLBACK TO job; RELEASE job", nullptr, nullptr, nullptr);
+  if (job_savepoint_) {
+    job_savepoint_ = false;
+    sqlite3_exec(writer_->handle(), "ROLLBACK TO job; RELEASE job", nullptr, nullptr, nullptr);
+  } else {
+    held_.resize(held_job_mark_);
+  }
   if (log_) log_->truncate_to(job_mark_);
 }
 
 void SqliteStore::flush_appends() {
+  end_publish(true);
   journal_only_ = false;
   write_appends();
 }
@@ -568,8 +756,16 @@ void SqliteStore::write_appends() {
 }
 
 void SqliteStore::replay(const std::vector<detail::LoggedMessage>& messages) {
+  insert_logged(messages, 0, messages.size());
+  appends_.clear();  // last_seq and read markers as the rows now say
+}
+
+void SqliteStore::insert_logged(const std::vector<detail::LoggedMessage>& messages,
+                                std::size_t from,
+                                std::size_t to) {
   Db& db = *writer_;
-  for (const auto& m : messages) {
+  for (std::size_t i = from; i < to; ++i) {
+    const auto& m = messages[i];
     auto insert = db.prepare(kInsertMessage);
     insert.bind(1, m.id)
         .bind(2, m.conversation_id)
@@ -587,7 +783,14 @@ void SqliteStore::replay(const std::vector<detail::LoggedMessage>& messages) {
     db.prepare(kReplayLastSeq).bind(1, m.conversation_id).bind(2, m.seq).bind(3, m.created_at).run();
     db.prepare(kSetRead).bind(1, m.conversation_id).bind(2, m.sender_id).bind(3, m.seq).run();
   }
-  appends_.clear();  // last_seq and read markers as the rows now say
+}
+
+std::vector<detail::LoggedMessage> SqliteStore::logged_runs() const {
+  auto logged = logs_[1 - active_]->committed();
+  auto current = log_->committed();
+  logged.insert(logged.end(), std::make_move_iterator(current.begin()),
+                std::make_move_iterator(current.end()));
+  return logged;
 }
 
 void SqliteStore::forget_appends() {
@@ -749,7 +952,50 @@ OpenDirectResult SqliteStore::open_direct(UserId self, UserId other, TimeMs now)
   return {OpenDirectOutcome::created, id};
 }
 
+namespace {
+// The key of a send's (sender, client_msg_id) in txn_keys_ / publishing_keys_. A collision only
+// sends an append the slow way (it waits for the publish), so a 64-bit hash is enough.
+std::uint64_t client_key(const NewMessage& message) {
+  return std::hash<std::string_view>{}(message.client_msg_id) ^
+         (static_cast<std::uint64_t>(message.sender_id) * 0x9E3779B97F4A7C15ULL);
+}
+}  // namespace
+
+std::optional<AppendResult> SqliteStore::append_from_log(const NewMessage& message,
+                                                         MessageId id,
+                                                         TimeMs now) {
+  if (message.reply_to) return std::nullopt;  // the target may be anywhere, published or not
+  auto found = appends_.find(message.conversation_id);
+  if (found == appends_.end()) return std::nullopt;
+  AppendState& state = found->second;
+  // A refusal waits for the database too: it answers a retry of a stored message first.
+  if (!std::binary_search(state.members.begin(), state.members.end(), message.sender_id)) return std::nullopt;
+  const auto key = client_key(message);
+  if (txn_keys_.contains(key) || publishing_keys_.contains(key)) return std::nullopt;
+  // Not among the sends SQLite cannot show yet: a retry of a committed one is answered from there.
+  if (auto earlier = earlier_use(*probe_, message)) return earlier;
+  const Seq seq = state.last_seq + 1;
+  log_->add(id, message.conversation_id, seq, message.sender_id, now, std::nullopt, message.client_msg_id,
+            message.body);
+  detail::LoggedMessage held;
+  held.id = id;
+  held.conversation_id = message.conversation_id;
+  held.seq = seq;
+  held.sender_id = message.sender_id;
+  held.created_at = now;
+  held.client_msg_id = message.client_msg_id;
+  held.body = message.body;
+  held_.push_back(std::move(held));
+  held_total_.fetch_add(1, std::memory_order_relaxed);
+  txn_keys_.insert(key);
+  return appended(message, id, seq, now, state);
+}
+
 AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id, TimeMs now) {
+  if (publishing_) {
+    if (auto result = append_from_log(message, id, now)) return std::move(*result);
+    end_publish(true);
+  }
   Db& db = *writer_;
   // A retried client_msg_id is found by the INSERT below (one index lookup instead of two), or by
   // refuse() when the append is refused before it.
@@ -817,7 +1063,14 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
   if (log_) {
     log_->add(id, message.conversation_id, seq, message.sender_id, now, message.reply_to,
               message.client_msg_id, message.body);
+    txn_keys_.insert(client_key(message));
   }
+  return appended(message, id, seq, now, state);
+}
+
+// The bookkeeping of an append that is in (the transaction, or held), and its answer.
+AppendResult SqliteStore::appended(
+    const NewMessage& message, MessageId id, Seq seq, TimeMs now, AppendState& state) {
   // Taken only once the message is in: an append that throws leaves no seq behind.
   state.last_seq = seq;
   state.last_activity_at = now;

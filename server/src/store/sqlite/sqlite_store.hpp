@@ -5,12 +5,18 @@
 #include "store/sqlite/sqlite_db.hpp"
 #include "store/store.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -34,6 +40,13 @@ class SqliteStore final : public Store {
     bool append_log = true;
     // A run of the log longer than this ends with a SQLite commit instead (at least 1 MiB).
     std::size_t append_log_max_bytes = std::size_t{64} << 20;
+    // begin_publish commits on a thread of its own while the writer goes on acknowledging sends
+    // from the log (see "Publishing in the background" below). Off: begin_publish publishes
+    // synchronously (tests, A/B runs).
+    bool background_publish = true;
+    // Tests: runs on the publisher's thread before each background COMMIT (to hold a publish
+    // open); an exception from it fails that commit as a SQLite error would.
+    std::function<void()> before_background_commit = {};
   };
   static constexpr int kMaxReadConnections = 64;
 
@@ -49,12 +62,18 @@ class SqliteStore final : public Store {
   // Sends replayed from the append log when this store opened (tests, the startup log line).
   std::size_t replayed_at_open() const noexcept { return replayed_at_open_; }
   // Frames written to the append log (tests).
-  std::uint64_t log_frames() const noexcept { return log_ ? log_->frames_written() : 0; }
+  std::uint64_t log_frames() const noexcept {
+    return (logs_[0] ? logs_[0]->frames_written() : 0) + (logs_[1] ? logs_[1]->frames_written() : 0);
+  }
+  // Sends acknowledged from the log while a background publish ran (tests, the benchmark notes).
+  std::uint64_t held_sends() const noexcept { return held_total_.load(std::memory_order_relaxed); }
 
   void begin_batch() override;
   void commit_batch() override;
   bool commit_batch_deferred() override;
   void publish() override;
+  bool begin_publish(std::function<void()> done) override;
+  bool finish_publish(bool wait, bool* deferred) override;
   void rollback_batch() noexcept override;
   void begin_job() override;
   void end_job() override;
@@ -185,6 +204,21 @@ class SqliteStore final : public Store {
   // Inserts logged sends again (after a crash, or after SQLite rolled back the open transaction
   // that held them); each change only moves forward, so a send already there stays as it is.
   void replay(const std::vector<detail::LoggedMessage>& messages);
+  // replay() of messages [from, to) that keeps appends_ (it stays what the rows say).
+  void insert_logged(const std::vector<detail::LoggedMessage>& messages, std::size_t from, std::size_t to);
+  // The records of both logs' runs (what the open transaction, or one SQLite rolled back, holds).
+  std::vector<detail::LoggedMessage> logged_runs() const;
+  void begin_transaction();
+  // The append of a send while a background publish holds writer_ (see below), or nullopt when it
+  // needs the database: then the caller ends the publish and appends as usual.
+  std::optional<AppendResult> append_from_log(const NewMessage& message, MessageId id, TimeMs now);
+  AppendResult appended(const NewMessage& message, MessageId id, Seq seq, TimeMs now, AppendState& state);
+  // Ends a background publish (waiting for its commit if `wait`; false if it still runs and not
+  // `wait`): the log it committed is reset, and the sends held meanwhile go into a new transaction
+  // (inside a job, the job's own after a savepoint). Throws the commit's StoreError: SQLite
+  // rolled the transaction back, and the next batch replays both logs.
+  bool end_publish(bool wait);
+  void publisher_loop();
   // The open transaction is committed durably: the log's run is no longer needed.
   void committed_durably() noexcept;
   // flush_appends, then drops the cached state: for methods that may change a conversation's
@@ -204,13 +238,48 @@ class SqliteStore final : public Store {
   std::unordered_map<ConversationId, AppendState> appends_;
   bool appends_pending_ = false;    // some entry of appends_ has unwritten changes
   std::int64_t data_version_ = -1;  // PRAGMA data_version when appends_ was last known valid
-  // The append log (nullptr when Options::append_log is off) and the writer's state around it:
-  std::unique_ptr<detail::AppendLog> log_;
-  bool journal_only_ = true;   // the batch so far is sends only (it may go to the log)
-  bool deferred_ = false;      // the open transaction holds logged batches not yet published
-  bool needs_replay_ = false;  // SQLite rolled back logged batches: begin_batch replays the log
+  // The append logs (none when Options::append_log is off: log_ is nullptr), `log_` the one that
+  // takes new frames, and the writer's state around them:
+  std::unique_ptr<detail::AppendLog> logs_[2];
+  detail::AppendLog* log_ = nullptr;
+  int active_ = 0;              // log_ == logs_[active_].get()
+  bool journal_only_ = true;    // the batch so far is sends only (it may go to the log)
+  bool deferred_ = false;       // the open transaction holds logged batches not yet published
+  bool needs_replay_ = false;   // SQLite rolled back logged batches: begin_batch replays the logs
+  bool txn_open_ = false;       // the writer has a transaction open on writer_
+  bool in_batch_ = false;       // between begin_batch and its commit or rollback
+  bool in_job_ = false;         // between begin_job and end_job / rollback_job
+  bool job_savepoint_ = false;  // ... and its SAVEPOINT is open
   detail::AppendLog::Mark job_mark_;
   std::size_t replayed_at_open_ = 0;
+
+  // Publishing in the background. A publish (COMMIT of the transaction that holds the logged
+  // batches) writes every page those batches changed to the WAL: at 16 000 sends/s, 5-25 ms during
+  // which a synchronous publish stops the writer and every send behind it. begin_publish hands
+  // the COMMIT to `publisher_` and switches new frames to the other log; until it is over, a send
+  // is acknowledged from the log alone when everything it needs is in memory: its conversation's
+  // members and last_seq in appends_, and no earlier use of its (sender, client_msg_id): not among
+  // the sends SQLite cannot show yet (their keys, txn_keys_ + publishing_keys_), and not committed
+  // (looked up on `probe_`, a read connection). It is kept in `held_` and inserted after the
+  // publish (end_publish). Anything else (another write, a reply, a cold conversation, a possible
+  // retry) waits for the publish to end, as every write did before. The two logs keep the
+  // invariant: their runs together hold every acknowledged send that is not in a durable commit.
+  std::unique_ptr<detail::Db> probe_;
+  std::thread publisher_;
+  std::mutex publish_mutex_;
+  std::condition_variable publish_cv_;
+  bool publish_requested_ = false;      // guarded by publish_mutex_
+  bool publish_over_ = false;           // guarded by publish_mutex_
+  bool publisher_stopping_ = false;     // guarded by publish_mutex_
+  std::exception_ptr publish_error_;    // guarded by publish_mutex_
+  std::function<void()> publish_done_;  // guarded by publish_mutex_
+  bool publishing_ = false;             // writer thread: the publisher holds writer_
+  std::vector<detail::LoggedMessage> held_;
+  std::size_t held_batch_mark_ = 0;  // held_ before the current batch (acknowledged)
+  std::size_t held_job_mark_ = 0;    // held_ before the current job
+  std::atomic<std::uint64_t> held_total_{0};
+  std::unordered_set<std::uint64_t> txn_keys_;         // sends in the open transaction or held
+  std::unordered_set<std::uint64_t> publishing_keys_;  // sends in the transaction being published
 };
 
 }  // namespace chat::store::sqlite
