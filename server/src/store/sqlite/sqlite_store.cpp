@@ -504,6 +504,7 @@ void SqliteStore::begin_transaction() {
   version.step();
   if (const auto v = version.int64(0); v != data_version_) {
     appends_.clear();
+    held_cache_valid_ = false;
     data_version_ = v;
   }
 }
@@ -576,6 +577,7 @@ void SqliteStore::publish() {
   }
   if (!deferred_) return;
   try {
+    write_appends();  // held sends' conversation rows and read markers (end_publish)
     writer_->prepare(kCommit).run();
   } catch (...) {
     rollback_batch();  // the log keeps them: the next batch replays them (needs_replay_)
@@ -592,6 +594,12 @@ bool SqliteStore::begin_publish(std::function<void()> done) {
     publish();
     return false;
   }
+  try {
+    write_appends();  // held sends' conversation rows and read markers (end_publish)
+  } catch (...) {
+    rollback_batch();  // the log keeps them: the next batch replays them (needs_replay_)
+    throw;
+  }
   // The run in log_ is what the transaction holds; new frames go to the other log's new run.
   active_ = 1 - active_;
   log_ = logs_[active_].get();
@@ -599,6 +607,7 @@ bool SqliteStore::begin_publish(std::function<void()> done) {
   txn_keys_.clear();
   held_.clear();
   held_batch_mark_ = 0;
+  held_cache_valid_ = true;
   txn_open_ = false;
   publishing_ = true;
   {
@@ -661,12 +670,16 @@ bool SqliteStore::end_publish(bool wait) {
     // The held sends (all acknowledged but the current batch's) into a new transaction: inside a
     // job, that job's own after its savepoint, so that rollback_job drops them with it.
     if (!txn_open_) begin_transaction();
+    // Their conversations' last_seq and the senders' read markers wait in appends_ (written with
+    // the next batch, as for any send) unless the cache was dropped meanwhile, or this is a job
+    // whose savepoint could drop them with it: then each row's updates go in now.
+    const bool rows_only = held_cache_valid_ && !in_job_;
     const std::size_t split = in_job_ ? held_job_mark_ : held_.size();
-    insert_logged(held_, 0, split);
+    insert_logged(held_, 0, split, rows_only);
     if (in_job_) {
       writer_->prepare(kSavepoint).run();
       job_savepoint_ = true;
-      insert_logged(held_, split, held_.size());
+      insert_logged(held_, split, held_.size(), rows_only);
     }
     deferred_ = deferred_ || held_batch_mark_ > 0;
     held_.clear();
@@ -756,13 +769,15 @@ void SqliteStore::write_appends() {
 }
 
 void SqliteStore::replay(const std::vector<detail::LoggedMessage>& messages) {
-  insert_logged(messages, 0, messages.size());
+  insert_logged(messages, 0, messages.size(), /*rows_only=*/false);
   appends_.clear();  // last_seq and read markers as the rows now say
+  held_cache_valid_ = false;
 }
 
 void SqliteStore::insert_logged(const std::vector<detail::LoggedMessage>& messages,
                                 std::size_t from,
-                                std::size_t to) {
+                                std::size_t to,
+                                bool rows_only) {
   Db& db = *writer_;
   for (std::size_t i = from; i < to; ++i) {
     const auto& m = messages[i];
@@ -780,6 +795,7 @@ void SqliteStore::insert_logged(const std::vector<detail::LoggedMessage>& messag
       insert.bind_null(8);
     }
     insert.run();
+    if (rows_only) continue;
     db.prepare(kReplayLastSeq).bind(1, m.conversation_id).bind(2, m.seq).bind(3, m.created_at).run();
     db.prepare(kSetRead).bind(1, m.conversation_id).bind(2, m.sender_id).bind(3, m.seq).run();
   }
@@ -801,6 +817,7 @@ void SqliteStore::forget_appends() {
 void SqliteStore::discard_appends() noexcept {
   appends_.clear();
   appends_pending_ = false;
+  held_cache_valid_ = false;
 }
 
 CreateUserResult SqliteStore::create_user(const NewUser& user, TimeMs now) {

@@ -204,8 +204,12 @@ class SqliteStore final : public Store {
   // Inserts logged sends again (after a crash, or after SQLite rolled back the open transaction
   // that held them); each change only moves forward, so a send already there stays as it is.
   void replay(const std::vector<detail::LoggedMessage>& messages);
-  // replay() of messages [from, to) that keeps appends_ (it stays what the rows say).
-  void insert_logged(const std::vector<detail::LoggedMessage>& messages, std::size_t from, std::size_t to);
+  // replay() of messages [from, to) that keeps appends_; `rows_only`: without the conversation
+  // and read-marker updates (appends_ holds them, pending).
+  void insert_logged(const std::vector<detail::LoggedMessage>& messages,
+                     std::size_t from,
+                     std::size_t to,
+                     bool rows_only);
   // The records of both logs' runs (what the open transaction, or one SQLite rolled back, holds).
   std::vector<detail::LoggedMessage> logged_runs() const;
   void begin_transaction();
@@ -277,6 +281,7 @@ class SqliteStore final : public Store {
   std::vector<detail::LoggedMessage> held_;
   std::size_t held_batch_mark_ = 0;  // held_ before the current batch (acknowledged)
   std::size_t held_job_mark_ = 0;    // held_ before the current job
+  bool held_cache_valid_ = false;    // appends_ kept every held send's pending writes
   std::atomic<std::uint64_t> held_total_{0};
   std::unordered_set<std::uint64_t> txn_keys_;         // sends in the open transaction or held
   std::unordered_set<std::uint64_t> publishing_keys_;  // sends in the transaction being published
