@@ -152,6 +152,7 @@ INSERT INTO store_meta (key, value) VALUES ('database_id', random() & 9223372036
 constexpr std::string_view kMmap = "PRAGMA mmap_size = 1073741824";
 constexpr std::string_view kBegin = "BEGIN IMMEDIATE";
 constexpr std::string_view kCommit = "COMMIT";
+constexpr std::string_view kBeginRead = "BEGIN";  // deferred: a read transaction at its first read
 constexpr std::string_view kDataVersion = "PRAGMA data_version";
 constexpr std::string_view kRollback = "ROLLBACK";
 constexpr std::string_view kSavepoint = "SAVEPOINT job";
@@ -540,6 +541,7 @@ void SqliteStore::commit_batch() {
 // A batch of sends only, with room in the log: its frame is written and fdatasynced, and the
 // transaction stays open for the next batches until publish(). Anything else commits.
 bool SqliteStore::commit_batch_deferred() {
+  end_probe();
   if (publishing_ && journal_only_ && log_->fits()) {
     // Sends acknowledged from the log while the publish runs: their rows go in at end_publish.
     if (log_->has_pending()) log_->commit();
@@ -634,6 +636,7 @@ bool SqliteStore::end_publish(bool wait) {
     error = std::exchange(publish_error_, nullptr);
   }
   publishing_ = false;
+  end_probe();
   if (error) {
     // SQLite rolled the transaction back: its sends are in the other log's run, and those held
     // since are in this one's. Outside a batch the next batch replays both (the caller, the
@@ -688,6 +691,11 @@ bool SqliteStore::end_publish(bool wait) {
   }
   return true;
 }
+void SqliteStore::end_probe() noexcept {
+  if (!probe_open_) return;
+  probe_open_ = false;
+  sqlite3_exec(probe_->handle(), "COMMIT", nullptr, nullptr, nullptr);
+}
 void SqliteStore::committed_durably() noexcept {
   deferred_ = false;
   txn_keys_.clear();
@@ -698,6 +706,7 @@ void SqliteStore::committed_durably() noexcept {
 }
 void SqliteStore::rollback_batch() noexcept {
   in_batch_ = false;
+  end_probe();
   discard_appends();
   if (log_) log_->discard_pending();
   if (publishing_) {
@@ -990,6 +999,11 @@ std::optional<AppendResult> SqliteStore::append_from_log(const NewMessage& messa
   const auto key = client_key(message);
   if (txn_keys_.contains(key) || publishing_keys_.contains(key)) return std::nullopt;
   // Not among the sends SQLite cannot show yet: a retry of a committed one is answered from there.
+  // One read transaction per batch (end_probe) instead of one per lookup.
+  if (!probe_open_) {
+    probe_->prepare(kBeginRead).run();
+    probe_open_ = true;
+  }
   if (auto earlier = earlier_use(*probe_, message)) return earlier;
   const Seq seq = state.last_seq + 1;
   log_->add(id, message.conversation_id, seq, message.sender_id, now, std::nullopt, message.client_msg_id,

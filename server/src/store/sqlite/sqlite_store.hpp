@@ -269,6 +269,8 @@ class SqliteStore final : public Store {
   // retry) waits for the publish to end, as every write did before. The two logs keep the
   // invariant: their runs together hold every acknowledged send that is not in a durable commit.
   std::unique_ptr<detail::Db> probe_;
+  bool probe_open_ = false;  // probe_ has a read transaction open (until the batch ends)
+  void end_probe() noexcept;
   std::thread publisher_;
   std::mutex publish_mutex_;
   std::condition_variable publish_cv_;
