@@ -24,7 +24,7 @@
 // (the checkpointer's connection) writes to the main database file wait the same way every
 // 512 KiB. What that buys: the append log's fdatasync, which every acknowledgement waits for, no
 // longer queues behind tens of MB of WAL or checkpoint writes (W2 at 20 000 msg/s, 3 interleaved
-// pairs: p99 9.4 vs 17.7 ms, bench/results/s9-changes.md). The WAL's and the database's fsyncs
+// pairs: p99 medians 9.1 vs 17.2 ms, bench/results/s9-changes.md). The WAL's and the database's fsyncs
 // are unchanged, so durability is too.
 //
 // Files other than WAL files (and, through write_behind_vfs(), main database files) are opened
