@@ -82,7 +82,7 @@ bool StoreService::wait_for_publish(std::function<void()> read) {
     // Cleared under the mutex after a publish: if it is still set, that publish is yet to come and
     // will take this read with it.
     if (!unpublished_.load(std::memory_order_relaxed)) return false;
-    read_waiters_.push_back(std::move(read));
+    read_waiters_.push_back(ReadWaiter{publishes_begun_, std::move(read)});
     wake = writer_idle_;
     writer_idle_ = false;
   }
@@ -98,7 +98,7 @@ void StoreService::writer_loop() {
       std::unique_lock lock(mutex_);
       while (!stopping_ && queue_.empty()) {
         if (publishing_) {
-          if (publish_over_ || !read_waiters_.empty()) break;
+          if (publish_over_) break;  // reads that wait are released when it (or the next) ends
         } else if (deferred_ &&
                    (!read_waiters_.empty() || std::chrono::steady_clock::now() >= publish_due_)) {
           break;
@@ -161,7 +161,7 @@ void StoreService::maybe_publish(bool force) {
       publish_observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count());
   };
   if (publishing_) {
-    if (!over && !force && !waiting) return;
+    if (!over && !force) return;
     bool still_deferred = true;
     bool failed = false;
     try {
@@ -186,16 +186,22 @@ void StoreService::maybe_publish(bool force) {
       release_readers(true);
       return;
     }
-    // Sends acknowledged during the publish wait for the next one.
+    // Sends acknowledged during the publish wait for the next one; reads that came before it
+    // began see every write acknowledged before them now.
     deferred_ = true;
     publish_due_ = publish_started_ + options_.publish_interval;
-    if (!force && !waiting) return;
+    release_readers_before(publish_number_);
+    {
+      std::lock_guard lock(mutex_);
+      waiting = !read_waiters_.empty();
+    }
   }
   if (!deferred_) return;
   if (!force && !waiting && now < publish_due_) return;
   try {
-    if (!force && !waiting) {
-      // The interval is up and nobody waits: in the background if the store can.
+    if (!force) {
+      // The interval is up or a read waits: in the background if the store can (a read then
+      // waits for this publish, or the next one if it came after this one began).
       if (store_->begin_publish([this] {
             {
               std::lock_guard lock(mutex_);
@@ -205,6 +211,8 @@ void StoreService::maybe_publish(bool force) {
           })) {
         publishing_ = true;
         publish_started_ = now;
+        std::lock_guard lock(mutex_);
+        publish_number_ = ++publishes_begun_;
         return;
       }
     } else {
@@ -223,7 +231,7 @@ void StoreService::maybe_publish(bool force) {
 }
 
 void StoreService::release_readers(bool published) {
-  std::vector<std::function<void()>> waiters;
+  std::vector<ReadWaiter> waiters;
   {
     std::lock_guard lock(mutex_);
     if (published) {
@@ -232,7 +240,19 @@ void StoreService::release_readers(bool published) {
     }
     waiters.swap(read_waiters_);
   }
-  for (auto& read : waiters) net::post(readers_, std::move(read));
+  for (auto& w : waiters) net::post(readers_, std::move(w.read));
+}
+
+void StoreService::release_readers_before(std::uint64_t number) {
+  std::vector<ReadWaiter> ready;
+  {
+    std::lock_guard lock(mutex_);
+    auto first = std::stable_partition(read_waiters_.begin(), read_waiters_.end(),
+                                       [number](const ReadWaiter& w) { return w.after >= number; });
+    std::move(first, read_waiters_.end(), std::back_inserter(ready));
+    read_waiters_.erase(first, read_waiters_.end());
+  }
+  for (auto& w : ready) net::post(readers_, std::move(w.read));
 }
 
 // How long the writer waits for more jobs before running a batch of `queued` (see Options). The

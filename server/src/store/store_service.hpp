@@ -200,8 +200,8 @@ class StoreService {
   };
 
   void enqueue_write(std::unique_ptr<WriteJobBase> job);
-  // Queues `read` (to be posted to the read pool) until the next publish; false if there is
-  // nothing to wait for any more (the caller posts it itself).
+  // Queues `read` (to be posted to the read pool) until a publish begun after it ends; false if
+  // there is nothing to wait for any more (the caller posts it itself).
   bool wait_for_publish(std::function<void()> read);
   // Commits the batch (deferred if the store can and publishing is on).
   void commit(bool* deferred);
@@ -211,6 +211,8 @@ class StoreService {
   void maybe_publish(bool force);
   // Reads waiting for a publish go to the read pool; `published`: nothing is left unpublished.
   void release_readers(bool published);
+  // The reads that came before publish number `number` began go to the read pool.
+  void release_readers_before(std::uint64_t number);
   void writer_loop();
   std::chrono::steady_clock::duration window_for(std::size_t queued,
                                                  std::chrono::steady_clock::time_point now);
@@ -252,7 +254,15 @@ class StoreService {
   bool publish_over_ = false;
   std::chrono::steady_clock::time_point publish_due_{};
   std::atomic<bool> unpublished_{false};
-  std::vector<std::function<void()>> read_waiters_;
+  // A read waiting for a publish, and how many publishes had begun when it came: any publish
+  // begun after that makes every write acknowledged before the read visible.
+  struct ReadWaiter {
+    std::uint64_t after = 0;
+    std::function<void()> read;
+  };
+  std::vector<ReadWaiter> read_waiters_;
+  std::uint64_t publishes_begun_ = 0;  // guarded by mutex_
+  std::uint64_t publish_number_ = 0;   // of the background publish running (writer thread)
   net::thread_pool readers_;
   std::thread writer_;
 };

@@ -431,6 +431,32 @@ TEST_F(StoreServiceBackgroundPublishTest, SendsAreAcknowledgedWhileAPublishCommi
   EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 4);
 }
 
+TEST_F(StoreServiceBackgroundPublishTest, AReadDuringAPublishWaitsWithoutStoppingSends) {
+  // Goal: a read issued while a publish commits waits for it (and for the publish of what was
+  // acknowledged meanwhile) in the background: sends queued after the read are still
+  // acknowledged before it returns, and it sees every send acknowledged before it. Method: send 1
+  // (its publish held), send 2, a read, sends 3 and 4 complete while the read cannot (the publish
+  // is held), release: the read sees at least 2, a later read 4.
+  ASSERT_EQ(run(append(service_.get(), conversation_, alice_, 1, nullptr)).message.seq, 1);
+  entered_.get_future().wait();
+  ASSERT_EQ(run(append(service_.get(), conversation_, alice_, 2, nullptr)).message.seq, 2);
+  auto read = [a = alice_, c = conversation_](chat::store::Store& st) {
+    const auto conv = st.get_conversation(a, c);
+    return conv ? conv->last_seq : Seq{-1};
+  };
+  auto seen = net::co_spawn(io_, read_on(service_.get(), &read), net::use_future);
+  for (int i = 3; i <= 4; ++i) {
+    auto f = net::co_spawn(io_, append(service_.get(), conversation_, alice_, i, nullptr), net::use_future);
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    EXPECT_EQ(f.get().message.seq, i);
+  }
+  EXPECT_NE(seen.wait_for(std::chrono::milliseconds(0)), std::future_status::ready);
+  released_ = true;
+  release_.set_value();
+  EXPECT_GE(seen.get(), 2);
+  EXPECT_EQ(last_seq(), 4);
+}
+
 TEST_F(StoreServiceTest, DeferredSendsArePublishedWithoutAnyRead) {
   // Goal: with the default interval, deferred sends reach SQLite on their own (no read, no other
   // write). Method: one append, then poll another connection's count (a guard of 10 s against
