@@ -219,10 +219,13 @@ class SqliteStore final : public Store {
   AppendResult appended(const NewMessage& message, MessageId id, Seq seq, TimeMs now, AppendState& state);
   // Ends a background publish (waiting for its commit if `wait`; false if it still runs and not
   // `wait`): the log it committed is reset, and the sends held meanwhile go into a new transaction
-  // (inside a job, the job's own after a savepoint). Throws the commit's StoreError: SQLite
-  // rolled the transaction back, and the next batch replays both logs.
+  // (inside a job, the job's own after a savepoint). If the commit failed (SQLite rolled the
+  // transaction back): inside a batch both logs' runs go in again at once and the batch goes on;
+  // outside one it throws the commit's StoreError and the next batch replays them.
   bool end_publish(bool wait);
   void publisher_loop();
+  // Ends probe_'s read transaction (at the end of each batch and publish).
+  void end_probe() noexcept;
   // The open transaction is committed durably: the log's run is no longer needed.
   void committed_durably() noexcept;
   // flush_appends, then drops the cached state: for methods that may change a conversation's
@@ -270,7 +273,6 @@ class SqliteStore final : public Store {
   // invariant: their runs together hold every acknowledged send that is not in a durable commit.
   std::unique_ptr<detail::Db> probe_;
   bool probe_open_ = false;  // probe_ has a read transaction open (until the batch ends)
-  void end_probe() noexcept;
   std::thread publisher_;
   std::mutex publish_mutex_;
   std::condition_variable publish_cv_;
