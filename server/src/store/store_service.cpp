@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <iterator>
+#include <limits>
 
 namespace chat::store {
 
@@ -231,16 +232,13 @@ void StoreService::maybe_publish(bool force) {
 }
 
 void StoreService::release_readers(bool published) {
-  std::vector<ReadWaiter> waiters;
-  {
+  if (published) {
+    // Before the waiters go: a read that checks unpublished_ after this posts itself.
     std::lock_guard lock(mutex_);
-    if (published) {
-      deferred_ = false;
-      unpublished_.store(false, std::memory_order_release);
-    }
-    waiters.swap(read_waiters_);
+    deferred_ = false;
+    unpublished_.store(false, std::memory_order_release);
   }
-  for (auto& w : waiters) net::post(readers_, std::move(w.read));
+  release_readers_before(std::numeric_limits<std::uint64_t>::max());
 }
 
 void StoreService::release_readers_before(std::uint64_t number) {
