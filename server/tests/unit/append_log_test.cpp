@@ -270,16 +270,22 @@ TEST_F(AppendLogStoreTest, SendsInTheLogSurviveACrashBeforeThePublish) {
 }
 
 TEST_F(AppendLogStoreTest, PublishCommitsAndEndsTheRun) {
-  // Goal: publish() makes the deferred sends visible to other connections, and a crash after it
-  // replays nothing (the run ended with the durable commit). Method: deferred batch, publish,
-  // copy, open.
-  deferred_batch(1, 4);
+  // Goal: publish() makes the deferred sends visible to other connections, with the
+  // conversation's last_seq and each sender's read marker as of the last batch (deferred batches
+  // leave those rows to the publish), and a crash after it replays nothing (the run ended with the
+  // durable commit). Method: two deferred batches, publish, copy, open.
+  deferred_batch(1, 3);
+  deferred_batch(4, 4);
   store_->publish();
   EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 4);
   copy_as_crashed(dir_.path(), crashed_.path());
   SqliteStore copy(SqliteStore::Options{crashed_.path() + "/chatd.db", 1});
   EXPECT_EQ(copy.replayed_at_open(), 0U);
   EXPECT_EQ(copy.get_conversation(alice_, conversation_)->last_seq, 4);
+  const auto receipts = copy.receipts(alice_, conversation_);
+  ASSERT_TRUE(receipts.has_value());
+  ASSERT_EQ(receipts->size(), 2U);
+  for (const auto& r : *receipts) EXPECT_EQ(r.read_seq, r.user_id == alice_ ? 4 : 3) << r.user_id;
 }
 
 TEST_F(AppendLogStoreTest, ABatchThatIsMoreThanSendsCommitsEverythingBeforeIt) {
@@ -292,6 +298,11 @@ TEST_F(AppendLogStoreTest, ABatchThatIsMoreThanSendsCommitsEverythingBeforeIt) {
   store_->mark_read_seq(bob_, conversation_, 3, kT0);
   EXPECT_FALSE(store_->commit_batch_deferred());
   EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 3);
+  // The deferred batch's conversation row and read markers went in before the other write.
+  EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 3);
+  const auto receipts = store_->receipts(alice_, conversation_);
+  ASSERT_TRUE(receipts.has_value());
+  for (const auto& r : *receipts) EXPECT_EQ(r.read_seq, 3) << r.user_id;
 }
 
 TEST_F(AppendLogStoreTest, ARolledBackBatchIsReplayedFromTheLog) {

@@ -557,11 +557,15 @@ bool SqliteStore::commit_batch_deferred() {
     commit_batch();  // nothing was appended (refusals, retries): an empty commit
     return false;
   }
-  write_appends();
+  // The conversations' rows and read markers stay in appends_ until the publish (or the next
+  // writer method that reads them): the log has them, and SQLite shows nothing before the publish.
   log_->commit();
   deferred_ = true;
   in_batch_ = false;
-  if (appends_.size() > kAppendCacheMax) appends_.clear();  // written above
+  if (appends_.size() > kAppendCacheMax) {
+    write_appends();
+    appends_.clear();
+  }
   return true;
 }
 void SqliteStore::publish() {
