@@ -578,4 +578,111 @@ TEST_F(BackgroundPublishTest, AFailedCommitEndedInsideABatchIsReplayedThere) {
   EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 3);
 }
 
+TEST_F(BackgroundPublishTest, HeldSendsGoInAChunkAtATimeAfterThePublish) {
+  // Goal: the sends held during a publish are inserted a chunk at a time when it ends, the rest
+  // by the next batches, not all at once in front of the queued sends; none is lost by a crash
+  // meanwhile, and the next publish holds them all in order. Method: 600 sends held during a
+  // publish, count what is left after it ends and after one more batch, copy the files as a crash
+  // leaves them, publish, read back.
+  deferred_batch(1, 1);
+  begin_held_publish();
+  deferred_batch(2, 601);
+  EXPECT_EQ(store_->held_unwritten(), 600U);
+  finish();
+  const auto after_publish = store_->held_unwritten();
+  EXPECT_GT(after_publish, 0U);
+  EXPECT_LT(after_publish, 600U);
+  deferred_batch(602, 602);
+  EXPECT_GT(store_->held_unwritten(), 0U);
+  EXPECT_LT(store_->held_unwritten(), after_publish);
+  copy_as_crashed(dir_.path(), crashed_.path());
+  {
+    SqliteStore copy(SqliteStore::Options{crashed_.path() + "/chatd.db", 1});
+    EXPECT_EQ(copy.replayed_at_open(), 601U);  // 1 is committed; 2-602 are in the log
+    EXPECT_EQ(copy.get_conversation(alice_, conversation_)->last_seq, 602);
+  }
+  store_->publish();
+  EXPECT_EQ(store_->held_unwritten(), 0U);
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 602);
+  EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 602);
+  const auto page =
+      store_->history(alice_, conversation_, chat::test::history_query(std::nullopt, std::nullopt, 100));
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->messages.size(), 100U);  // the latest 100, in order, with their ids
+  for (std::size_t i = 0; i < 100; ++i) {
+    const auto n = static_cast<int>(503 + i);
+    EXPECT_EQ(page->messages[i].seq, n);
+    EXPECT_EQ(page->messages[i].id, 1'000'000 + n - 1);
+    EXPECT_EQ(page->messages[i].body, cat("hello ", std::to_string(n)));
+  }
+  const auto receipts = store_->receipts(alice_, conversation_);
+  ASSERT_TRUE(receipts.has_value());
+  for (const auto& r : *receipts) EXPECT_EQ(r.read_seq, r.user_id == alice_ ? 602 : 601) << r.user_id;
+}
+
+// 900 sends (2-901) held during a publish; it ends, one more batch (902), and the next batch
+// begins: the last of them (890-901 at least) are not inserted yet.
+class HeldSendsNotInsertedTest : public BackgroundPublishTest {
+ protected:
+  void SetUp() override {
+    BackgroundPublishTest::SetUp();
+    deferred_batch(1, 1);
+    begin_held_publish();
+    deferred_batch(2, 901);
+    finish();
+    deferred_batch(902, 902);
+    store_->begin_batch();
+    ASSERT_GE(store_->held_unwritten(), 12U);
+  }
+};
+
+TEST_F(HeldSendsNotInsertedTest, ARetryOfOneIsAnsweredWithTheOriginal) {
+  // Goal: a retry of a held send whose row is not in yet is recognised (the rest go in first).
+  const auto retry = store_->append_message(chat::test::new_message(conversation_, alice_, "c900", "again"),
+                                            next_id_++, kT0);
+  EXPECT_EQ(retry.outcome, AppendOutcome::duplicate);
+  EXPECT_EQ(retry.message.seq, 900);
+  EXPECT_EQ(retry.message.id, 1'000'000 + 899);
+  EXPECT_EQ(retry.message.body, "hello 900");
+  EXPECT_EQ(store_->held_unwritten(), 0U);
+  ASSERT_TRUE(store_->commit_batch_deferred());
+  store_->publish();
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 902);
+}
+
+TEST_F(HeldSendsNotInsertedTest, AReplyToOneIsAccepted) {
+  // Goal: a reply to a held send whose row is not in yet finds it (the rest go in first).
+  auto reply = chat::test::new_message(conversation_, bob_, "r1", "re: 890");
+  reply.reply_to = 1'000'000 + 889;  // send 890's id
+  const auto replied = store_->append_message(reply, next_id_++, kT0);
+  EXPECT_EQ(replied.outcome, AppendOutcome::appended);
+  EXPECT_EQ(replied.message.seq, 903);
+  EXPECT_EQ(replied.message.ref_id, 1'000'000 + 889);
+  ASSERT_TRUE(store_->commit_batch_deferred());
+  store_->publish();
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 903);
+}
+
+TEST_F(BackgroundPublishTest, ABatchRolledBackWhileHeldSendsGoInLosesOnlyItsOwn) {
+  // Goal: a batch that fails while held sends are still being inserted takes only its own sends
+  // with it: the acknowledged held ones come back from the log, in order, no seq gap.
+  // Method: 600 held sends, the publish ends, a batch with one send rolled back, a batch, publish.
+  deferred_batch(1, 1);
+  begin_held_publish();
+  deferred_batch(2, 601);
+  finish();
+  ASSERT_GT(store_->held_unwritten(), 0U);
+  store_->begin_batch();
+  EXPECT_EQ(
+      store_->append_message(chat::test::new_message(conversation_, alice_, "doomed", "x"), next_id_++, kT0)
+          .outcome,
+      AppendOutcome::appended);
+  store_->rollback_batch();
+  EXPECT_EQ(store_->held_unwritten(), 0U);
+  deferred_batch(602, 602);
+  store_->publish();
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 602);
+  EXPECT_EQ(store_->get_conversation(alice_, conversation_)->last_seq, 602);
+}
+
 }  // namespace

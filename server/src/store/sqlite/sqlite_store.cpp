@@ -527,10 +527,12 @@ void SqliteStore::begin_batch() {
     needs_replay_ = false;
     deferred_ = !logged.empty();
   }
+  if (draining_) drain_held(drain_chunk());
 }
 void SqliteStore::commit_batch() {
   end_publish(true);
   if (!txn_open_) begin_transaction();  // the batch ran while a publish held writer_
+  drain_all();
   write_appends();
   writer_->prepare(kCommit).run();
   txn_open_ = false;
@@ -563,6 +565,7 @@ bool SqliteStore::commit_batch_deferred() {
   deferred_ = true;
   in_batch_ = false;
   if (appends_.size() > kAppendCacheMax) {
+    drain_all();
     write_appends();
     appends_.clear();
   }
@@ -570,6 +573,7 @@ bool SqliteStore::commit_batch_deferred() {
 }
 void SqliteStore::publish() {
   end_publish(true);
+  drain_all();
   if (needs_replay_) {
     // A failed batch rolled logged sends back: in again, and committed.
     try {
@@ -601,6 +605,7 @@ bool SqliteStore::begin_publish(std::function<void()> done) {
     return false;
   }
   try {
+    drain_all();      // the transaction must hold every send of the run it ends
     write_appends();  // held sends' conversation rows and read markers (end_publish)
   } catch (...) {
     rollback_batch();  // the log keeps them: the next batch replays them (needs_replay_)
@@ -681,6 +686,17 @@ bool SqliteStore::end_publish(bool wait) {
     // the next batch, as for any send) unless the cache was dropped meanwhile, or this is a job
     // whose savepoint could drop them with it: then each row's updates go in now.
     const bool rows_only = held_cache_valid_ && !in_job_;
+    deferred_ = deferred_ || held_batch_mark_ > 0;
+    if (rows_only) {
+      // A chunk now, the rest with the next batches (drain_held); the current batch's own held
+      // sends among them are dropped with it if it rolls back (rollback_batch).
+      held_batch_mark_ = 0;
+      held_job_mark_ = 0;
+      draining_ = !held_.empty();
+      held_next_ = 0;
+      if (draining_) drain_held(drain_chunk());
+      return true;
+    }
     const std::size_t split = in_job_ ? held_job_mark_ : held_.size();
     insert_logged(held_, 0, split, rows_only);
     if (in_job_) {
@@ -688,12 +704,20 @@ bool SqliteStore::end_publish(bool wait) {
       job_savepoint_ = true;
       insert_logged(held_, split, held_.size(), rows_only);
     }
-    deferred_ = deferred_ || held_batch_mark_ > 0;
     held_.clear();
     held_batch_mark_ = 0;
     held_job_mark_ = 0;
   }
   return true;
+}
+void SqliteStore::drain_held(std::size_t max) {
+  const std::size_t to = held_next_ + std::min(max, held_.size() - held_next_);
+  insert_logged(held_, held_next_, to, /*rows_only=*/true);
+  held_next_ = to;
+  if (held_next_ < held_.size()) return;
+  held_.clear();
+  held_next_ = 0;
+  draining_ = false;
 }
 void SqliteStore::end_probe() noexcept {
   if (!probe_open_) return;
@@ -717,6 +741,11 @@ void SqliteStore::rollback_batch() noexcept {
     held_.resize(held_batch_mark_);  // the batch's sends, never acknowledged
     return;
   }
+  // Held sends not inserted yet: rolled back with the rest (the acknowledged ones are replayed
+  // from the log below, the batch's own were never acknowledged).
+  held_.clear();
+  held_next_ = 0;
+  draining_ = false;
   // Fails only if no transaction is open, which is what we want after a failed COMMIT.
   sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
   txn_open_ = false;
@@ -729,6 +758,7 @@ void SqliteStore::rollback_batch() noexcept {
 // exactly that job's (still pending) writes with the savepoint, and its records in the log frame.
 // While a publish holds writer_ the savepoint waits until the job needs the database (end_publish).
 void SqliteStore::begin_job() {
+  if (!publishing_) drain_all();  // rollback_job's savepoint must not take acknowledged sends
   in_job_ = true;
   if (log_) job_mark_ = log_->mark();
   held_job_mark_ = held_.size();
@@ -759,6 +789,7 @@ void SqliteStore::rollback_job() noexcept {
 
 void SqliteStore::flush_appends() {
   end_publish(true);
+  drain_all();
   journal_only_ = false;
   write_appends();
 }
@@ -1031,6 +1062,8 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     if (auto result = append_from_log(message, id, now)) return std::move(*result);
     end_publish(true);
   }
+  // A reply may name a held send, and a retry of one would not meet its row: all in first.
+  if (draining_ && (message.reply_to || txn_keys_.contains(client_key(message)))) drain_all();
   Db& db = *writer_;
   // A retried client_msg_id is found by the INSERT below (one index lookup instead of two), or by
   // refuse() when the append is refused before it.
