@@ -172,7 +172,7 @@ const std::vector<Option>& options() {
        [](Config& c, std::string_view v) { return parse_double(v, c.commit_window_min_rate); }},
       {"--publish-interval-ms", "CHATD_PUBLISH_INTERVAL_MS",
        "SQLite store: the longest sends acknowledged from the append log wait before they are "
-       "committed to the database when no read needs them sooner (default 200; 0: commit every batch, "
+       "committed to the database when no read needs them sooner (default 1000; 0: commit every batch, "
        "no append log)",
        [](Config& c, std::string_view v) { return parse_duration(v, c.publish_interval, 0, 10'000); }},
       {"--web-root", "CHATD_WEB_ROOT", "directory of the built web client to serve at / (default: none)",

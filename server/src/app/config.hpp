@@ -51,7 +51,7 @@ struct Config {
   // before a commit (0: never), and the arrival rate (writes/s) below which it never waits.
   std::chrono::microseconds commit_window{1000};
   double commit_window_min_rate = 2000;
-  std::chrono::milliseconds publish_interval{200};
+  std::chrono::milliseconds publish_interval{1000};
   int hash_threads = 2;
   int hash_queue_max = 64;
 };

@@ -74,7 +74,7 @@ class StoreService {
     std::size_t commit_window_jobs = 32;            // a window ends once this many are queued
     // How long a batch the store made durable but not yet visible (Store::commit_batch_deferred)
     // may wait before the writer publishes it when no read asks sooner. 0: every batch commits.
-    std::chrono::milliseconds publish_interval{200};
+    std::chrono::milliseconds publish_interval{1000};
   };
   using ClockMs = std::function<TimeMs()>;
   // After each batch: its jobs, how long it ran, and how long the writer waited in a commit window
