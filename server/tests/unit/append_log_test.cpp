@@ -663,6 +663,21 @@ TEST_F(HeldSendsNotInsertedTest, AReplyToOneIsAccepted) {
   EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 903);
 }
 
+TEST_F(HeldSendsNotInsertedTest, AReplyToAnOlderMessageDoesNotWaitForThem) {
+  // Goal: a reply to a message older than every send not inserted yet (the usual reply) does not
+  // insert them all first. Method: a reply to send 1 (committed) while some are left.
+  const auto left = store_->held_unwritten();
+  auto reply = chat::test::new_message(conversation_, bob_, "r1", "re: 1");
+  reply.reply_to = 1'000'000;  // send 1's id
+  const auto replied = store_->append_message(reply, next_id_++, kT0);
+  EXPECT_EQ(replied.outcome, AppendOutcome::appended);
+  EXPECT_EQ(replied.message.seq, 903);
+  EXPECT_EQ(store_->held_unwritten(), left);
+  ASSERT_TRUE(store_->commit_batch_deferred());
+  store_->publish();
+  EXPECT_EQ(chat::test::messages_in_file(dir_.path() + "/chatd.db"), 903);
+}
+
 TEST_F(BackgroundPublishTest, ABatchRolledBackWhileHeldSendsGoInLosesOnlyItsOwn) {
   // Goal: a batch that fails while held sends are still being inserted takes only its own sends
   // with it: the acknowledged held ones come back from the log, in order, no seq gap.

@@ -1062,8 +1062,11 @@ AppendResult SqliteStore::append_message(const NewMessage& message, MessageId id
     if (auto result = append_from_log(message, id, now)) return std::move(*result);
     end_publish(true);
   }
-  // A reply may name a held send, and a retry of one would not meet its row: all in first.
-  if (draining_ && (message.reply_to || txn_keys_.contains(client_key(message)))) drain_all();
+  // A reply may name a held send (ids only grow: one at or after the first not inserted), and a
+  // retry of one would not meet its row: all in first.
+  if (draining_ && ((message.reply_to && *message.reply_to >= held_[held_next_].id) ||
+                    txn_keys_.contains(client_key(message))))
+    drain_all();
   Db& db = *writer_;
   // A retried client_msg_id is found by the INSERT below (one index lookup instead of two), or by
   // refuse() when the append is refused before it.
